@@ -1,0 +1,56 @@
+"""Shared fixtures: a fresh archive per test, on SQLite and (when configured) PostgreSQL."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+
+FIXTURES = Path(__file__).parent / "fixtures"
+POSTGRES_URL = os.environ.get("SANCTUM_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def fixture_snapshot_lines() -> list[str]:
+    """The 19 real esper snapshots, one JSON document per line."""
+    with gzip.open(FIXTURES / "run-default-4env.snapshots.jsonl.gz", "rt") as f:
+        return [line for line in f.read().splitlines() if line.strip()]
+
+
+def fixture_snapshots() -> list[dict]:
+    return [json.loads(line) for line in fixture_snapshot_lines()]
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    """A SQLite archive URL in a fresh temporary directory."""
+    return f"sqlite:///{tmp_path / 'archive.db'}"
+
+
+@pytest.fixture
+def postgres_url():
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+    if not POSTGRES_URL:
+        pytest.skip("SANCTUM_TEST_POSTGRES_URL is not set")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{sep}options={quote(f'-csearch_path={schema}')}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request) -> str:
+    """A fresh, empty archive location on each backend (PostgreSQL skipped when unset)."""
+    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return request.getfixturevalue(name)
