@@ -1,3 +1,24 @@
 """sanctum-store: keep every Sanctum snapshot of an esper training run, and compare runs."""
 
 __version__ = "0.1.0"
+
+from sanctum_store.archive import Archive
+from sanctum_store.errors import (
+    ArchiveOutdated,
+    ArchiveTooNew,
+    RunNotFound,
+    SanctumError,
+    SnapshotInvalid,
+    SnapshotNotFound,
+)
+
+__all__ = [
+    "Archive",
+    "ArchiveOutdated",
+    "ArchiveTooNew",
+    "RunNotFound",
+    "SanctumError",
+    "SnapshotInvalid",
+    "SnapshotNotFound",
+    "__version__",
+]

@@ -5,8 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
 DEFAULT_PATH = "sanctum.db"
 ENV_VAR = "SANCTUM_DB"
+
+#: How long a SQLite connection waits for another writer's lock before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 def resolve_url(db: str | None = None) -> str:
@@ -16,3 +22,55 @@ def resolve_url(db: str | None = None) -> str:
     if "://" in location:
         return location
     return f"sqlite:///{Path(location).expanduser().resolve()}"
+
+
+def is_sqlite(url: str | sa.URL) -> bool:
+    return sa.make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_path(url: str | sa.URL) -> Path | None:
+    """The database file of a SQLite URL (None for in-memory)."""
+    database = sa.make_url(url).database
+    return Path(database) if database and database != ":memory:" else None
+
+
+def create_engine(url: str, **kwargs) -> Engine:
+    """An engine for the archive, with the backend's settings applied once per connection.
+
+    SQLite: WAL journal, foreign keys on, a busy timeout, ``synchronous=NORMAL`` (safe with
+    WAL), and transactions that take the write lock when they begin (``BEGIN IMMEDIATE``), so
+    two writers queue on the busy timeout instead of failing on a lock upgrade.
+    PostgreSQL (psycopg 3): connections are checked before use, so a restarted server costs
+    one retry, not an error.
+    """
+    url = resolve_url(url)
+    if not is_sqlite(url):
+        kwargs.setdefault("pool_pre_ping", True)
+        return sa.create_engine(url, **kwargs)
+
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        **kwargs,
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if path is not None:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

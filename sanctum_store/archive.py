@@ -1,0 +1,215 @@
+"""The archive: save snapshots, load them back exactly, list runs."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from sanctum_store import codec, db, migrate, reader, schema
+from sanctum_store.errors import RunNotFound, SnapshotInvalid, SnapshotNotFound
+from sanctum_store.persist import Persister, T, utcnow
+
+#: A running run whose writer has not been heard from for this long reads as ``stale``...
+STALE_AFTER = timedelta(minutes=2)
+#: ...and as ``crashed`` after this long.
+CRASHED_AFTER = timedelta(minutes=30)
+
+
+def status_expression(runs: sa.Table, now: datetime | None = None) -> sa.ColumnElement[str]:
+    """SQL for a run's status: finished, running, stale or crashed (from its heartbeat age)."""
+    now = now or utcnow()
+    heartbeat = sa.func.coalesce(runs.c.heartbeat_at, runs.c.last_seen)
+    return sa.case(
+        (runs.c.status != "running", runs.c.status),
+        (heartbeat < now - CRASHED_AFTER, sa.literal("crashed")),
+        (heartbeat < now - STALE_AFTER, sa.literal("stale")),
+        else_=sa.literal("running"),
+    )
+
+
+class Archive:
+    """A run archive on SQLite (a path) or PostgreSQL (a SQLAlchemy URL).
+
+    A fresh archive is created at the current schema; an archive at an older schema revision
+    is refused with the command that upgrades it. Safe to share between threads: saves are
+    serialized, reads use their own connections.
+    """
+
+    def __init__(self, url: str | None = None, *, create: bool = True):
+        self.url = db.resolve_url(url)
+        self.engine = db.create_engine(self.url)
+        if create:
+            migrate.ensure_schema(self.engine)
+        else:
+            migrate.check(self.engine)
+        self._persister = Persister()
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------------------------------
+    # Writing
+    # ----------------------------------------------------------------------------------------
+
+    def save(self, snapshot: Any, run_id: str | None = None) -> int:
+        """Store one snapshot in one transaction; returns its snapshot id.
+
+        ``run_id`` defaults to the snapshot's own. Saving a snapshot whose ``captured_at`` is
+        already stored for the run returns the stored id and writes nothing. Invalid input
+        raises :class:`SnapshotInvalid` and stores nothing.
+        """
+        tree = codec.normalize(snapshot)
+        return self.save_trees([tree], run_id)[0]
+
+    def save_trees(self, trees: list[dict], run_id: str | None = None) -> list[int]:
+        """Store normalized snapshot trees in one transaction (the writer's batch path)."""
+        ids = []
+        with self._lock:
+            touched: dict[str, tuple[Any, dict, int]] = {}
+            try:
+                with self.engine.begin() as conn:
+                    for tree in trees:
+                        rid = run_id or tree["run_id"]
+                        if not rid:
+                            raise SnapshotInvalid(
+                                "run_id", "snapshot has no run_id: pass run_id= to save it"
+                            )
+                        snapshot_id, new = self._persister.save(conn, tree, rid)
+                        ids.append(snapshot_id)
+                        state = self._persister.runs[rid]
+                        added = touched.get(rid, (state, tree, 0))[2] + (1 if new else 0)
+                        touched[rid] = (state, tree, added)
+                    for state, tree, added in touched.values():
+                        self._persister.touch_run(conn, state, tree, added)
+            except BaseException:
+                self._persister.forget()  # remembered rows may have been rolled back
+                raise
+        return ids
+
+    def heartbeat(self, run_id: str) -> None:
+        """Record that the run's writer is alive (without a snapshot)."""
+        runs = T["runs"]
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(
+                sa.update(runs).where(runs.c.run_id == run_id).values(heartbeat_at=utcnow())
+            )
+
+    def finish_run(self, run_id: str, status: str = "finished") -> None:
+        """Mark a run as ended (``finished``, or ``failed`` when training raised)."""
+        runs = T["runs"]
+        now = utcnow()
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(
+                sa.update(runs)
+                .where(runs.c.run_id == run_id)
+                .values(status=status, finished_at=now, heartbeat_at=now)
+            )
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run and everything stored for it."""
+        runs = T["runs"]
+        with self._lock, self.engine.begin() as conn:
+            deleted = conn.execute(sa.delete(runs).where(runs.c.run_id == run_id)).rowcount
+        self._persister.forget(run_id)
+        if not deleted:
+            raise RunNotFound(f"no run {run_id!r} in the archive")
+
+    # ----------------------------------------------------------------------------------------
+    # Reading
+    # ----------------------------------------------------------------------------------------
+
+    def _run_pk(self, conn: sa.Connection, run_id: str) -> int:
+        runs = T["runs"]
+        pk = conn.execute(sa.select(runs.c.id).where(runs.c.run_id == run_id)).scalar()
+        if pk is None:
+            raise RunNotFound(f"no run {run_id!r} in the archive")
+        return pk
+
+    def snapshot_ids(self, run_id: str) -> list[int]:
+        """The run's snapshot ids in time order."""
+        snapshots = T["snapshots"]
+        with self.engine.connect() as conn:
+            pk = self._run_pk(conn, run_id)
+            query = (
+                sa.select(snapshots.c.id)
+                .where(snapshots.c.run_pk == pk)
+                .order_by(snapshots.c.captured_ts, snapshots.c.id)
+            )
+            return list(conn.execute(query).scalars())
+
+    def _resolve(self, conn: sa.Connection, run_id: str, at: int | datetime | None) -> int:
+        snapshots = T["snapshots"]
+        pk = self._run_pk(conn, run_id)
+        query = sa.select(snapshots.c.id).where(snapshots.c.run_pk == pk)
+        if isinstance(at, bool):
+            raise TypeError("at must be a snapshot id, a datetime or None")
+        if isinstance(at, int):
+            found = conn.execute(query.where(snapshots.c.id == at)).scalar()
+            if found is None:
+                raise SnapshotNotFound(f"run {run_id!r} has no snapshot {at}")
+            return found
+        if isinstance(at, datetime):
+            moment = at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
+            query = query.where(snapshots.c.captured_ts <= moment)
+        elif at is not None:
+            raise TypeError("at must be a snapshot id, a datetime or None")
+        found = conn.execute(
+            query.order_by(snapshots.c.captured_ts.desc(), snapshots.c.id.desc()).limit(1)
+        ).scalar()
+        if found is None:
+            raise SnapshotNotFound(
+                f"run {run_id!r} has no snapshot" + (f" at or before {at}" if at else "")
+            )
+        return found
+
+    def load_tree(self, run_id: str, at: int | datetime | None = None) -> dict:
+        with self.engine.connect() as conn:
+            return reader.load_tree(conn, self._resolve(conn, run_id, at))
+
+    def load(self, run_id: str, at: int | datetime | None = None) -> schema.SanctumSnapshot:
+        """The stored snapshot: ``at`` is a snapshot id, a datetime (the last snapshot at or
+        before it) or None (the latest)."""
+        return codec.to_schema(self.load_tree(run_id, at))
+
+    def load_dict(self, run_id: str, at: int | datetime | None = None) -> dict:
+        """:meth:`load` as a JSON-ready dict in ``dataclasses.asdict`` form, with every unknown
+        field where it appeared."""
+        return codec.to_json(self.load_tree(run_id, at))
+
+    def runs(self) -> pd.DataFrame:
+        """Every run, newest first: identity, cohort labels, status and progress."""
+        runs = T["runs"]
+        query = sa.select(
+            runs.c.run_id,
+            runs.c.task_name,
+            runs.c.reward_mode,
+            runs.c.group_id,
+            status_expression(runs).label("status"),
+            runs.c.snapshot_count,
+            runs.c.max_batches,
+            runs.c.first_seen,
+            runs.c.last_seen,
+            runs.c.heartbeat_at,
+            runs.c.finished_at,
+            runs.c.writer,
+        ).order_by(runs.c.last_seen.desc(), runs.c.id.desc())
+        with self.engine.connect() as conn:
+            return pd.DataFrame(
+                conn.execute(query).mappings().all(), columns=list(query.selected_columns.keys())
+            )
+
+    # ----------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Archive({sa.make_url(self.url).render_as_string(hide_password=True)!r})"

@@ -1,0 +1,588 @@
+"""Snapshots in, plain values out: the one place that knows about input forms and odd values.
+
+A snapshot arrives as a :mod:`sanctum_store.schema` dataclass, as any object with the same
+attribute names (esper's own classes, which this package never imports), or as a dict in
+``dataclasses.asdict``/JSON form. :func:`normalize` validates it against the schema and turns it
+into a *tree*: nested plain dicts keyed by field name, every known field present (missing ones
+take the schema default), values converted to their annotated type (int dict keys, datetimes,
+tuples, lists for deques), and fields the schema does not know kept under :data:`EXTRA` as
+JSON-ready values. Everything downstream (rows, reader, JSON output) works on trees.
+
+Invalid input raises :class:`~sanctum_store.errors.SnapshotInvalid` naming the field path, e.g.
+``envs['3'].host_accuracy: expected float, got 'abc'``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import typing
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from numbers import Integral, Real
+from types import UnionType
+from typing import Any
+
+from sanctum_store import schema
+from sanctum_store.errors import SnapshotInvalid
+
+#: Key under which a tree node keeps the fields its class does not know.
+EXTRA = "__extra__"
+
+#: Deepest nesting accepted in free-form values (event metadata, unknown fields).
+MAX_FREE_DEPTH = 64
+
+_INT64 = (-(2**63), 2**63 - 1)
+_MISSING = object()
+
+
+# --------------------------------------------------------------------------------------------
+# Type specs compiled from the schema's annotations
+# --------------------------------------------------------------------------------------------
+
+SCALAR_KINDS = frozenset({"int", "float", "str", "bool", "datetime"})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Spec:
+    """What a field holds: a scalar kind, a schema class, a container of specs, or free JSON."""
+
+    kind: str  # int float str bool datetime | object | list deque tuple pair dict | free
+    optional: bool = False
+    cls: type | None = None
+    item: Spec | None = None
+    items: tuple[Spec, ...] = ()
+    key: Spec | None = None
+    maxlen: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FieldInfo:
+    name: str
+    spec: Spec
+    required: bool
+    default: Callable[[], Any]  # returns the default in tree form
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClassInfo:
+    cls: type
+    fields: tuple[FieldInfo, ...]
+    names: frozenset[str]
+    slots: bool
+
+
+_SIMPLE = {int: "int", float: "float", str: "str", bool: "bool", datetime: "datetime"}
+
+
+def _spec(annotation: Any, default: Any = _MISSING) -> Spec:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, UnionType):
+        members = [a for a in args if a is not type(None)]
+        optional = len(members) < len(args)
+        if len(members) == 1:
+            return dataclasses.replace(_spec(members[0], default), optional=optional)
+        return Spec("free", optional=optional)  # e.g. str | int | float metadata values
+    if annotation in _SIMPLE:
+        return Spec(_SIMPLE[annotation])
+    if dataclasses.is_dataclass(annotation):
+        return Spec("object", cls=annotation)
+    if origin is list:
+        return Spec("list", item=_spec(args[0]))
+    if origin is deque:
+        maxlen = default.maxlen if isinstance(default, deque) else None
+        return Spec("deque", item=_spec(args[0]), maxlen=maxlen)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return Spec("tuple", item=_spec(args[0]))
+        return Spec("pair", items=tuple(_spec(a) for a in args))
+    if origin is dict:
+        return Spec("dict", key=_spec(args[0]), item=_spec(args[1]))
+    raise TypeError(f"unsupported annotation {annotation!r}")
+
+
+def _class_info(cls: type) -> ClassInfo:
+    hints = typing.get_type_hints(cls, vars(schema))
+    infos = []
+    for f in dataclasses.fields(cls):
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        sample = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        spec = _spec(hints[f.name], sample)
+        if required:
+            default = _required
+        elif f.default_factory is not dataclasses.MISSING:
+            default = _factory_default(spec, f.default_factory)
+        else:
+            default = _literal_default(f.default)
+        infos.append(FieldInfo(f.name, spec, required, default))
+    return ClassInfo(
+        cls,
+        tuple(infos),
+        frozenset(i.name for i in infos),
+        slots="__slots__" in vars(cls),
+    )
+
+
+def _required():
+    raise AssertionError("required fields have no default")
+
+
+def _literal_default(value):
+    return lambda: value
+
+
+def _factory_default(spec: Spec, factory):
+    return lambda: _convert(spec, factory())
+
+
+#: Every schema dataclass and how to read it.
+CLASSES: dict[type, ClassInfo] = {}
+for _cls in vars(schema).values():
+    if (
+        isinstance(_cls, type)
+        and dataclasses.is_dataclass(_cls)
+        and _cls.__module__ == schema.__name__
+    ):
+        CLASSES[_cls] = None  # type: ignore[assignment]  # placeholder keeps definition order
+for _cls in CLASSES:
+    CLASSES[_cls] = _class_info(_cls)
+
+
+def class_info(cls: type) -> ClassInfo:
+    return CLASSES[cls]
+
+
+# --------------------------------------------------------------------------------------------
+# Validation and conversion (input -> tree)
+# --------------------------------------------------------------------------------------------
+
+
+class _Invalid(Exception):
+    """Raised deep in a conversion; each enclosing level prepends its path segment."""
+
+    def __init__(self, problem: str):
+        super().__init__(problem)
+        self.problem = problem
+        self.segments: list[str] = []
+
+    def at(self, segment: str) -> _Invalid:
+        self.segments.insert(0, segment)
+        return self
+
+
+def _format_path(segments: list[str]) -> str:
+    return "".join(segments).lstrip(".")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return f"a {type(value).__name__}"
+
+
+def _expected(kind: str, value: Any) -> _Invalid:
+    return _Invalid(f"expected {kind}, got {_show(value)}")
+
+
+def _check_str(value: str) -> str:
+    if "\x00" in value:
+        raise _Invalid("text contains a NUL character, which PostgreSQL cannot store")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise _Invalid(f"text is not valid Unicode ({e.reason} at position {e.start})") from None
+    return value
+
+
+def _to_int(value: Any) -> int:
+    if type(value) is int:
+        result = value
+    elif isinstance(value, bool) or type(value).__name__ == "bool_":
+        raise _expected("int", value)
+    elif isinstance(value, Integral) or (
+        isinstance(value, Real) and math.isfinite(value) and float(value).is_integer()
+    ):
+        result = int(value)
+    else:
+        raise _expected("int", value)
+    if not _INT64[0] <= result <= _INT64[1]:
+        raise _Invalid(f"integer {result} is outside the 64-bit range the archive stores")
+    return result
+
+
+_FLOAT_WORDS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _to_float(value: Any) -> float:
+    if type(value) is float:
+        return value
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        raise _expected("float", value)
+    if isinstance(value, Real):
+        try:
+            return float(value)
+        except OverflowError:
+            raise _Invalid(f"number {value} is too large for a float") from None
+    if isinstance(value, str) and value in _FLOAT_WORDS:
+        return _FLOAT_WORDS[value]
+    raise _expected("float", value)
+
+
+def _to_str(value: Any) -> str:
+    if type(value) is str:
+        return _check_str(value)
+    if isinstance(value, enum.Enum) and isinstance(value.value, str):
+        return _check_str(value.value)
+    if isinstance(value, str):
+        return _check_str(str.__str__(value))
+    raise _expected("str", value)
+
+
+def _to_bool(value: Any) -> bool:
+    if value is True or value is False:
+        return value
+    if type(value).__name__ == "bool_":
+        return bool(value)
+    raise _expected("bool", value)
+
+
+def _to_datetime(value: Any) -> datetime:
+    if type(value) is datetime:
+        return value
+    if isinstance(value, datetime):  # pandas Timestamp and friends
+        return datetime.fromisoformat(value.isoformat())
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise _Invalid(f"expected an ISO-8601 datetime, got {_show(value)}") from None
+    raise _expected("datetime", value)
+
+
+_SCALAR = {
+    "int": _to_int,
+    "float": _to_float,
+    "str": _to_str,
+    "bool": _to_bool,
+    "datetime": _to_datetime,
+}
+
+
+def _sequence(value: Any, kind: str) -> list:
+    if isinstance(value, (list, tuple, deque)):
+        return list(value)
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        converted = value.tolist()
+        if isinstance(converted, list):
+            return converted
+    raise _expected(kind, value)
+
+
+def _convert(spec: Spec, value: Any) -> Any:
+    if value is None:
+        if spec.optional:
+            return None
+        raise _Invalid(f"expected {_describe(spec)}, got None")
+    kind = spec.kind
+    scalar = _SCALAR.get(kind)
+    if scalar is not None:
+        return scalar(value)
+    if kind == "object":
+        return _convert_object(CLASSES[spec.cls], value)
+    if kind in ("list", "deque", "tuple"):
+        # A deque longer than its maxlen is kept whole (real esper histories outgrow the
+        # spec's maxlen); building the schema object keeps the last maxlen, as deque does.
+        items = _sequence(value, _describe(spec))
+        out = []
+        for i, item in enumerate(items):
+            try:
+                out.append(_convert(spec.item, item))
+            except _Invalid as e:
+                raise e.at(f"[{i}]") from None
+        return tuple(out) if kind == "tuple" else out
+    if kind == "pair":
+        items = _sequence(value, _describe(spec))
+        if len(items) != len(spec.items):
+            raise _Invalid(f"expected {len(spec.items)} items, got {len(items)}")
+        out = []
+        for i, (item_spec, item) in enumerate(zip(spec.items, items, strict=True)):
+            try:
+                out.append(_convert(item_spec, item))
+            except _Invalid as e:
+                raise e.at(f"[{i}]") from None
+        return tuple(out)
+    if kind == "dict":
+        if not isinstance(value, Mapping):
+            raise _expected("dict", value)
+        out = {}
+        int_keys = spec.key.kind == "int"
+        for key, item in value.items():
+            try:
+                out[_dict_key(key, int_keys)] = _convert(spec.item, item)
+            except _Invalid as e:
+                raise e.at(f"[{key!r}]") from None
+        return out
+    if kind == "free":
+        return free_value(value)
+    raise AssertionError(kind)
+
+
+def _dict_key(key: Any, int_keys: bool) -> Any:
+    if int_keys:
+        if isinstance(key, str):
+            try:
+                return _to_int(int(key))
+            except ValueError:
+                raise _Invalid(f"key {key!r} is not an integer") from None
+        try:
+            return _to_int(key)
+        except _Invalid:
+            raise _Invalid(f"key {_show(key)} is not an integer") from None
+    if isinstance(key, str):
+        return _check_str(key)
+    raise _Invalid(f"key {_show(key)} is not a string")
+
+
+def _describe(spec: Spec) -> str:
+    if spec.kind == "object":
+        return spec.cls.__name__
+    if spec.kind in ("list", "deque", "tuple", "pair"):
+        return "a list"
+    return spec.kind
+
+
+def _known_and_unknown(info: ClassInfo, obj: Any) -> tuple[Callable[[str], Any], list[str]]:
+    if isinstance(obj, Mapping):
+        return (lambda name: obj.get(name, _MISSING)), [k for k in obj if k not in info.names]
+    names: list[str] = []
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        names = [f.name for f in dataclasses.fields(obj)]
+    instance_dict = getattr(obj, "__dict__", None)
+    if instance_dict:
+        names.extend(k for k in instance_dict if k not in names)
+    return (lambda name: getattr(obj, name, _MISSING)), [n for n in names if n not in info.names]
+
+
+def _convert_object(info: ClassInfo, obj: Any) -> dict:
+    if isinstance(obj, (str, bytes, int, float, list, tuple)):
+        raise _expected(f"{info.cls.__name__} (an object or dict)", obj)
+    get, unknown = _known_and_unknown(info, obj)
+    out: dict[str, Any] = {}
+    for f in info.fields:
+        value = get(f.name)
+        try:
+            if value is _MISSING:
+                if f.required:
+                    raise _Invalid("required field is missing")
+                out[f.name] = f.default()
+            else:
+                out[f.name] = _convert(f.spec, value)
+        except _Invalid as e:
+            raise e.at(f".{f.name}") from None
+    if unknown:
+        extra = {}
+        for name in unknown:
+            try:
+                extra[_check_key(name)] = free_value(get(name))
+            except _Invalid as e:
+                raise e.at(f".{name}") from None
+        out[EXTRA] = extra
+    return out
+
+
+def _check_key(name: Any) -> str:
+    if not isinstance(name, str):
+        raise _Invalid(f"field name {_show(name)} is not a string")
+    return _check_str(name)
+
+
+def free_value(value: Any, depth: int = 0) -> Any:
+    """A JSON-ready copy of a value the schema does not describe (unknown fields, metadata)."""
+    if depth > MAX_FREE_DEPTH:
+        raise _Invalid(f"value is nested deeper than {MAX_FREE_DEPTH} levels")
+    if value is None or value is True or value is False:
+        return value
+    if isinstance(value, str):
+        return _to_str(value)
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, Real):
+        return float(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return free_value(value.value, depth + 1)
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            name = key if isinstance(key, str) else _free_key(key)
+            try:
+                out[_check_str(name)] = free_value(item, depth + 1)
+            except _Invalid as e:
+                raise e.at(f"[{key!r}]") from None
+        return out
+    if isinstance(value, (list, tuple, deque, set, frozenset)):
+        out_list = []
+        for i, item in enumerate(value):
+            try:
+                out_list.append(free_value(item, depth + 1))
+            except _Invalid as e:
+                raise e.at(f"[{i}]") from None
+        return out_list
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return free_value(
+            {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, depth + 1
+        )
+    if hasattr(value, "tolist"):
+        return free_value(value.tolist(), depth + 1)
+    raise _Invalid(f"cannot store a value of type {type(value).__name__}")
+
+
+def _free_key(key: Any) -> str:
+    if key is None or isinstance(key, (bool, Integral, Real)):
+        return str(key)
+    raise _Invalid(f"key {_show(key)} is not a string or number")
+
+
+def normalize(snapshot: Any) -> dict:
+    """Validate a snapshot in any accepted form and return its tree.
+
+    Raises :class:`SnapshotInvalid` naming the first bad field's path.
+    """
+    if isinstance(snapshot, (str, bytes)):
+        raise SnapshotInvalid("", "expected a snapshot object or dict, got text (parse JSON first)")
+    try:
+        return _convert_object(CLASSES[schema.SanctumSnapshot], snapshot)
+    except _Invalid as e:
+        raise SnapshotInvalid(_format_path(e.segments), e.problem) from None
+    except RecursionError:
+        raise SnapshotInvalid("", "snapshot is nested too deeply") from None
+
+
+def normalize_object(cls: type, value: Any) -> dict:
+    """:func:`normalize` for any schema class (a decision, a best run, ...)."""
+    try:
+        return _convert_object(CLASSES[cls], value)
+    except _Invalid as e:
+        raise SnapshotInvalid(_format_path(e.segments), e.problem) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Trees out: schema objects and JSON-ready dicts
+# --------------------------------------------------------------------------------------------
+
+
+def _build(spec: Spec, value: Any) -> Any:
+    if value is None:
+        return None
+    kind = spec.kind
+    if kind in SCALAR_KINDS:
+        return value
+    if kind == "object":
+        return build_object(spec.cls, value)
+    if kind == "list":
+        return [_build(spec.item, v) for v in value]
+    if kind == "deque":
+        return deque((_build(spec.item, v) for v in value), maxlen=spec.maxlen)
+    if kind == "tuple":
+        return tuple(_build(spec.item, v) for v in value)
+    if kind == "pair":
+        return tuple(value)
+    if kind == "dict":
+        return {k: _build(spec.item, v) for k, v in value.items()}
+    return value  # free values are already plain
+
+
+def build_object(cls: type, tree: dict) -> Any:
+    """The schema object of a tree. Unknown fields become plain attributes where the class
+    allows (every class but the slotted SeedState); :func:`to_json` always keeps them."""
+    info = CLASSES[cls]
+    obj = cls(**{f.name: _build(f.spec, tree[f.name]) for f in info.fields})
+    extra = tree.get(EXTRA)
+    if extra and not info.slots:
+        for name, value in extra.items():
+            current = getattr(cls, name, _MISSING)
+            if current is _MISSING or not (callable(current) or isinstance(current, property)):
+                setattr(obj, name, value)
+    return obj
+
+
+def to_schema(tree: dict) -> schema.SanctumSnapshot:
+    """The :class:`~sanctum_store.schema.SanctumSnapshot` of a snapshot tree."""
+    return build_object(schema.SanctumSnapshot, tree)
+
+
+def _json(spec: Spec, value: Any) -> Any:
+    if value is None:
+        return None
+    kind = spec.kind
+    if kind == "datetime":
+        return value.isoformat()
+    if kind in SCALAR_KINDS or kind == "free":
+        return value
+    if kind == "object":
+        return object_to_json(spec.cls, value)
+    if kind in ("list", "deque", "tuple", "pair"):
+        if kind == "pair":
+            return list(value)
+        return [_json(spec.item, v) for v in value]
+    if kind == "dict":
+        return {str(k): _json(spec.item, v) for k, v in value.items()}
+    raise AssertionError(kind)
+
+
+def object_to_json(cls: type, tree: dict) -> dict:
+    """A tree node in ``dataclasses.asdict``/JSON form, unknown fields included in place."""
+    out = {f.name: _json(f.spec, tree[f.name]) for f in CLASSES[cls].fields}
+    extra = tree.get(EXTRA)
+    if extra:
+        out.update(extra)
+    return out
+
+
+def to_json(tree: dict) -> dict:
+    """A snapshot tree as a JSON-ready dict (string env keys, ISO datetimes, float NaN/inf)."""
+    return object_to_json(schema.SanctumSnapshot, tree)
+
+
+# --------------------------------------------------------------------------------------------
+# Tagged JSON: free values with NaN/inf in JSON columns
+# --------------------------------------------------------------------------------------------
+
+_FLOAT_TAG = "$float"
+_DICT_TAG = "$dict"
+
+
+def tag(value: Any) -> Any:
+    """Make a free value strict-JSON safe: NaN/±inf become ``{"$float": "nan"}`` and so on."""
+    if type(value) is float:
+        if math.isfinite(value):
+            return value
+        return {_FLOAT_TAG: "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+    if isinstance(value, dict):
+        out = {k: tag(v) for k, v in value.items()}
+        if len(value) == 1 and (_FLOAT_TAG in value or _DICT_TAG in value):
+            return {_DICT_TAG: out}  # a genuine one-key dict that looks like a tag
+        return out
+    if isinstance(value, (list, tuple)):
+        return [tag(v) for v in value]
+    return value
+
+
+def untag(value: Any) -> Any:
+    """Inverse of :func:`tag`."""
+    if isinstance(value, dict):
+        if len(value) == 1:
+            if _FLOAT_TAG in value:
+                return float(value[_FLOAT_TAG])
+            if _DICT_TAG in value:
+                return {k: untag(v) for k, v in value[_DICT_TAG].items()}
+        return {k: untag(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [untag(v) for v in value]
+    return value

@@ -1,0 +1,131 @@
+"""Alembic, configured in code: create, check and upgrade an archive's schema.
+
+The revisions live in the repository's ``migrations/`` folder, which the wheel ships as
+``sanctum_store.migrations``, so upgrades work from an installed package.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, Engine
+
+from sanctum_store import db
+from sanctum_store.errors import ArchiveOutdated, ArchiveTooNew
+
+# Any fixed 64-bit number: serializes concurrent migrations on one PostgreSQL database.
+_PG_LOCK_KEY = 0x53414E4354554D
+
+
+def _script_location() -> str:
+    return str(resources.files("sanctum_store.migrations"))
+
+
+def alembic_config(connection: Connection | None = None, target_metadata=None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", _script_location())
+    config.attributes["connection"] = connection
+    config.attributes["target_metadata"] = target_metadata
+    return config
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def known_revisions() -> set[str]:
+    script = ScriptDirectory.from_config(alembic_config())
+    return {rev.revision for rev in script.walk_revisions()}
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _lock(connection: Connection) -> None:
+    """Hold the database's migration lock for the rest of the transaction."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    # SQLite: the transaction began with BEGIN IMMEDIATE and already holds the write lock.
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Upgrade the archive to ``revision``; returns (revision before, revision after).
+
+    Safe when several processes open a fresh archive at once: the migration runs under the
+    database's write lock and re-reads the revision once it holds it.
+    """
+    with engine.begin() as connection:
+        _lock(connection)
+        before = current_revision(connection)
+        if before not in (None, *known_revisions()):
+            raise ArchiveTooNew(
+                f"archive is at schema revision {before}, unknown to sanctum-store "
+                f"(head {head_revision()}): upgrade sanctum-store"
+            )
+        command.upgrade(alembic_config(connection), revision)
+        after = current_revision(connection)
+    return before, after
+
+
+def check(engine: Engine) -> str:
+    """The archive's revision; raises ArchiveOutdated / ArchiveTooNew if it is not head."""
+    with engine.connect() as connection:
+        revision = current_revision(connection)
+    head = head_revision()
+    if revision == head:
+        return revision
+    if revision is None:
+        raise ArchiveOutdated(
+            f"{engine.url!r} has no sanctum-store schema; run `sanctum-store db upgrade`"
+        )
+    if revision in known_revisions():
+        raise ArchiveOutdated(
+            f"archive {engine.url.render_as_string(hide_password=True)} is at schema revision "
+            f"{revision}, this sanctum-store needs {head}: run "
+            f"`sanctum-store db upgrade --db {engine.url.render_as_string(hide_password=True)}`"
+        )
+    raise ArchiveTooNew(
+        f"archive is at schema revision {revision}, unknown to this sanctum-store (head {head}): "
+        "upgrade sanctum-store"
+    )
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create a fresh archive at head; refuse (with the command to run) an outdated one."""
+    with engine.connect() as connection:
+        revision = current_revision(connection)
+        fresh = revision is None and not sa.inspect(connection).get_table_names()
+    if fresh:
+        upgrade(engine)
+        return
+    check(engine)
+
+
+def backup_sqlite(url: str) -> Path | None:
+    """Copy a SQLite archive aside before a migration; returns the copy's path."""
+    path = db.sqlite_path(url) if db.is_sqlite(url) else None
+    if path is None or not path.exists():
+        return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.bak-{stamp}")
+    source = sa.create_engine(f"sqlite:///{path}")
+    # The SQLite backup API copies a consistent image even with a WAL and other readers.
+    with source.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        import sqlite3
+
+        with sqlite3.connect(target) as destination:
+            raw.backup(destination)
+    source.dispose()
+    if not target.exists():
+        shutil.copy2(path, target)
+    return target

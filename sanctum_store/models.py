@@ -1,0 +1,621 @@
+"""The archive's normalized tables (SQLAlchemy 2 declarative).
+
+Every scalar field of the schema is a typed column. The columns of a schema class are generated
+from its dataclass (:func:`fields_of` / :data:`LAYOUTS`), so schema and tables cannot drift
+apart; keys, references and indexes are written out by hand.
+
+Storage choices, per kind of field (see :class:`Layout`):
+
+* scalars -> typed columns. NaN is stored as NULL, so that SQL aggregates skip it;
+  ``float_marks`` records what a column alone cannot: NaN in a ``float | None`` field (where
+  NULL means None) and the sign of -0.0 (which SQLite drops);
+* 1:1 nested records (seed lifecycle, vitals, PPO infrastructure, ...) -> prefixed columns;
+* value records that repeat between snapshots (reward components, counterfactual matrices,
+  Shapley snapshots, seed sets, run configs) -> rows stored once per run and content,
+  referenced by ``<field>_id`` (no foreign key: they live and die with their run, and
+  deleting a run stays one cheap cascade);
+* histories (deques, action lists) -> windows ``(series id, start, length)`` over append-only
+  ``series_points``: a sliding history stores each value once;
+* the event log -> a window over the run's ``events``; decisions and best-run records ->
+  rows keyed by their identity plus per-snapshot link rows;
+* open-ended dicts (event metadata, unknown fields, free-form dicts) -> JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from sanctum_store import codec, schema
+
+# --------------------------------------------------------------------------------------------
+# Column types
+# --------------------------------------------------------------------------------------------
+
+
+class IsoDateTime(TypeDecorator):
+    """A schema datetime, stored as ISO-8601 text so naive/aware values and offsets survive."""
+
+    impl = sa.String(64)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> str | None:
+        return None if value is None else value.isoformat()
+
+    def process_result_value(self, value: str | None, dialect) -> datetime | None:
+        return None if value is None else datetime.fromisoformat(value)
+
+
+class TaggedJSON(TypeDecorator):
+    """JSON for free-form values; NaN/±inf survive as tagged objects (see codec.tag)."""
+
+    impl = sa.JSON(none_as_null=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect) -> Any:
+        return None if value is None else codec.tag(value)
+
+    def process_result_value(self, value: Any, dialect) -> Any:
+        return None if value is None else codec.untag(value)
+
+
+#: Primary keys: BIGINT on PostgreSQL, the rowid alias INTEGER on SQLite.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+_COLUMN_TYPES = {
+    "int": sa.BigInteger,
+    "float": sa.Double,
+    "str": sa.Text,
+    "bool": sa.Boolean,
+    "datetime": IsoDateTime,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Layouts: how each schema class maps onto columns
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """How a schema class is laid out in its table.
+
+    ``flatten`` maps a nested 1:1 field to its column prefix; ``refs`` maps a value-record
+    field to the table it is stored once in; ``series`` fields become history windows; ``json``
+    fields JSON columns; ``special`` fields are stored by hand (child tables, links).
+    """
+
+    cls: type
+    flatten: dict[str, str] = dataclasses.field(default_factory=dict)
+    refs: dict[str, str] = dataclasses.field(default_factory=dict)
+    series: tuple[str, ...] = ()
+    json: tuple[str, ...] = ()
+    special: tuple[str, ...] = ()
+
+    def scalar_fields(self) -> list[codec.FieldInfo]:
+        handled = {*self.flatten, *self.refs, *self.series, *self.json, *self.special}
+        out = []
+        for f in codec.class_info(self.cls).fields:
+            if f.name in handled:
+                continue
+            if f.spec.kind not in codec.SCALAR_KINDS:
+                raise TypeError(f"{self.cls.__name__}.{f.name} has no storage in its layout")
+            out.append(f)
+        return out
+
+
+LAYOUTS: dict[type, Layout] = {
+    schema.SanctumSnapshot: Layout(
+        schema.SanctumSnapshot,
+        flatten={
+            "vitals": "vitals_",
+            "seed_lifecycle": "seed_lifecycle_",
+            "observation_stats": "observation_stats_",
+            "episode_stats": "episode_stats_",
+        },
+        refs={"rewards": "reward_components", "run_config": "run_configs"},
+        series=("mean_accuracy_history",),
+        json=("slot_ids", "slot_stage_counts"),
+        special=(
+            "envs",
+            "tamiyo",
+            "event_log",
+            "best_runs",
+            "cumulative_blueprint_spawns",
+            "cumulative_blueprint_fossilized",
+            "cumulative_blueprint_prunes",
+        ),
+    ),
+    schema.SystemVitals: Layout(schema.SystemVitals, special=("gpu_stats",)),
+    schema.SeedLifecycleStats: Layout(schema.SeedLifecycleStats),
+    schema.ObservationStats: Layout(schema.ObservationStats),
+    schema.EpisodeStats: Layout(schema.EpisodeStats),
+    schema.TamiyoState: Layout(
+        schema.TamiyoState,
+        flatten={
+            "infrastructure": "infrastructure_",
+            "gradient_quality": "gradient_quality_",
+            "value_function": "value_function_",
+        },
+        series=(
+            "episode_return_history",
+            "policy_loss_history",
+            "value_loss_history",
+            "grad_norm_history",
+            "entropy_history",
+            "explained_variance_history",
+            "kl_divergence_history",
+            "clip_fraction_history",
+        ),
+        json=("head_nan_latch", "head_inf_latch", "layer_gradient_health"),
+        special=("action_counts", "cumulative_action_counts", "recent_decisions"),
+    ),
+    schema.InfrastructureMetrics: Layout(schema.InfrastructureMetrics),
+    schema.GradientQualityMetrics: Layout(schema.GradientQualityMetrics),
+    schema.ValueFunctionMetrics: Layout(
+        schema.ValueFunctionMetrics, series=("value_predictions", "actual_returns", "td_errors")
+    ),
+    schema.EnvState: Layout(
+        schema.EnvState,
+        refs={
+            "seeds": "seed_sets",
+            "best_seeds": "seed_sets",
+            "reward_components": "reward_components",
+            "best_reward_components": "reward_components",
+            "counterfactual_matrix": "counterfactuals",
+            "best_counterfactual_matrix": "counterfactuals",
+            "shapley_snapshot": "shapley_snapshots",
+            "best_shapley_snapshot": "shapley_snapshots",
+        },
+        series=("reward_history", "accuracy_history", "action_history", "best_action_history"),
+        json=("blueprint_spawns", "blueprint_prunes", "blueprint_fossilized", "action_counts"),
+    ),
+    schema.SeedState: Layout(schema.SeedState),
+    schema.RewardComponents: Layout(schema.RewardComponents),
+    schema.RunConfig: Layout(schema.RunConfig, json=("entropy_anneal",)),
+    schema.CounterfactualSnapshot: Layout(
+        schema.CounterfactualSnapshot, json=("slot_ids",), special=("configs",)
+    ),
+    schema.CounterfactualConfig: Layout(schema.CounterfactualConfig, special=("seed_mask",)),
+    schema.ShapleySnapshot: Layout(schema.ShapleySnapshot, json=("slot_ids",), special=("values",)),
+    schema.ShapleyEstimate: Layout(schema.ShapleyEstimate),
+    schema.GPUStats: Layout(schema.GPUStats),
+    schema.DecisionSnapshot: Layout(
+        schema.DecisionSnapshot, json=("slot_states",), special=("alternatives",)
+    ),
+    schema.BestRunRecord: Layout(
+        schema.BestRunRecord,
+        refs={
+            "seeds": "seed_sets",
+            "reward_components": "reward_components",
+            "counterfactual_matrix": "counterfactuals",
+            "shapley_snapshot": "shapley_snapshots",
+        },
+        json=(
+            "slot_ids",
+            "action_history",
+            "reward_history",
+            "accuracy_history",
+            "blueprint_spawns",
+            "blueprint_fossilized",
+            "blueprint_prunes",
+        ),
+    ),
+    schema.EventLogEntry: Layout(schema.EventLogEntry, json=("metadata",)),
+}
+
+
+def column_plan(cls: type, prefix: str = "") -> list[tuple[str, Any, bool]]:
+    """``(column name, type, nullable)`` for every generated column of a schema class."""
+    layout = LAYOUTS[cls]
+    columns: list[tuple[str, Any, bool]] = []
+    for f in layout.scalar_fields():
+        nullable = f.spec.optional or f.spec.kind == "float"  # NaN is stored as NULL
+        columns.append((prefix + f.name, _COLUMN_TYPES[f.spec.kind], nullable))
+    for name in layout.json:
+        columns.append((prefix + name, TaggedJSON, True))
+    for name in layout.refs:
+        columns.append((f"{prefix}{name}_id", BigId, True))
+    for name in layout.series:
+        for suffix in ("_sid", "_start", "_len"):
+            columns.append(
+                (prefix + name + suffix, sa.Integer if suffix == "_len" else BigId, True)
+            )
+    for name, child_prefix in layout.flatten.items():
+        child_cls = next(f.spec.cls for f in codec.class_info(cls).fields if f.name == name)
+        columns.extend(column_plan(child_cls, prefix + child_prefix))
+    columns.append((prefix + "extra", TaggedJSON, True))
+    return columns
+
+
+def columns_of(cls: type, prefix: str = "", *, all_nullable: bool = False) -> type:
+    """A declarative mixin holding the generated columns of a schema class."""
+    namespace: dict[str, Any] = {}
+    for name, type_, nullable in column_plan(cls, prefix):
+        nullable = nullable or all_nullable
+        # Declarative reserves the attribute `metadata` (EventLogEntry has such a field).
+        attribute = name + "_" if name in ("metadata", "registry") else name
+        namespace[attribute] = mapped_column(name, type_, nullable=nullable)
+    if not prefix:
+        namespace["float_marks"] = mapped_column(sa.Text, nullable=True)
+    return type(f"{cls.__name__}Columns", (), namespace)
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _run_fk() -> Any:
+    return mapped_column(BigId, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False)
+
+
+class Run(columns_of(schema.RunConfig, "config_", all_nullable=True), Base):
+    """One training run (one run_id): identity, cohort labels, lifecycle, latest config
+    (``config_*``, NULL until the first snapshot)."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        sa.UniqueConstraint("run_id"),
+        sa.Index("ix_runs_reward_mode_group_id", "reward_mode", "group_id"),
+        sa.Index("ix_runs_task_name", "task_name"),
+        sa.Index("ix_runs_last_seen", "last_seen"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[str] = mapped_column(sa.Text)
+    task_name: Mapped[str] = mapped_column(sa.Text, default="")
+    reward_mode: Mapped[str | None] = mapped_column(sa.Text)
+    group_id: Mapped[str | None] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(16), default="running")
+    slot_ids: Mapped[Any] = mapped_column(TaggedJSON, nullable=True)
+    max_batches: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    max_epochs: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    start_time: Mapped[datetime | None] = mapped_column(IsoDateTime)
+    # UTC, naive: when the archive first and last heard of the run.
+    first_seen: Mapped[datetime] = mapped_column(sa.DateTime)
+    last_seen: Mapped[datetime] = mapped_column(sa.DateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    snapshot_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    writer: Mapped[str | None] = mapped_column(sa.Text)  # host:pid of the last writer
+    tags: Mapped[Any] = mapped_column(TaggedJSON, nullable=True)
+
+    snapshots: Mapped[list[Snapshot]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class RunConfigRow(columns_of(schema.RunConfig), Base):
+    """A RunConfig, stored once per run and content."""
+
+    __tablename__ = "run_configs"
+    __table_args__ = (sa.UniqueConstraint("run_pk", "digest"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_pk: Mapped[int] = _run_fk()
+    digest: Mapped[str] = mapped_column(sa.String(32))
+
+
+class Snapshot(columns_of(schema.SanctumSnapshot), Base):
+    """One stored SanctumSnapshot: its scalars and those of its 1:1 records."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (
+        sa.Index("ix_snapshots_run_pk_captured_ts", "run_pk", "captured_ts"),
+        sa.Index("ix_snapshots_run_pk_current_batch", "run_pk", "current_batch", "current_epoch"),
+        sa.Index("uq_snapshots_run_pk_dedup_key", "run_pk", "dedup_key", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_pk: Mapped[int] = _run_fk()
+    # UTC, naive: captured_at when it parses, else the time the archive received the snapshot.
+    captured_ts: Mapped[datetime] = mapped_column(sa.DateTime)
+    # captured_at when non-empty: a second save of the same moment of a run is the same snapshot.
+    dedup_key: Mapped[str | None] = mapped_column(sa.Text)
+    event_log_start: Mapped[int | None] = mapped_column(sa.BigInteger)
+    event_log_len: Mapped[int] = mapped_column(sa.Integer, default=0)
+    # Per-position overrides of event fields that change while an event is shown
+    # (relative_time, "(3s ago)"), as {position: {field: value}}.
+    event_overrides: Mapped[Any] = mapped_column(TaggedJSON, nullable=True)
+
+    run: Mapped[Run] = relationship(back_populates="snapshots")
+
+
+class EnvStateRow(columns_of(schema.EnvState), Base):
+    """One environment in one snapshot."""
+
+    __tablename__ = "env_states"
+    __table_args__ = (
+        sa.UniqueConstraint("snapshot_id", "env_key"),
+        sa.Index("ix_env_states_run_pk_env_key", "run_pk", "env_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("snapshots.id", ondelete="CASCADE")
+    )
+    run_pk: Mapped[int] = _run_fk()
+    env_key: Mapped[int] = mapped_column(sa.BigInteger)  # the key in SanctumSnapshot.envs
+    position: Mapped[int] = mapped_column(sa.Integer)
+
+
+class TamiyoStateRow(columns_of(schema.TamiyoState), Base):
+    """The policy's state in one snapshot (PPO metrics and diagnostics)."""
+
+    __tablename__ = "tamiyo_states"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class GPUStatsRow(columns_of(schema.GPUStats), Base):
+    """One GPU in one snapshot's vitals."""
+
+    __tablename__ = "gpu_stats"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_key: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    position: Mapped[int] = mapped_column(sa.Integer)
+
+
+class BlueprintCount(Base):
+    """Cumulative per-blueprint counts of one snapshot (NULL: blueprint absent from that dict)."""
+
+    __tablename__ = "blueprint_counts"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    blueprint_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    spawns: Mapped[int | None] = mapped_column(sa.BigInteger)
+    fossilized: Mapped[int | None] = mapped_column(sa.BigInteger)
+    prunes: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+class ActionCount(Base):
+    """The policy's action counts in one snapshot: scope 'batch' or 'cumulative'."""
+
+    __tablename__ = "action_counts"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    scope: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    action: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    count: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+# Value records: stored once per run and content (digest), referenced by id.
+
+
+class RewardComponentsRow(columns_of(schema.RewardComponents), Base):
+    """A reward breakdown."""
+
+    __tablename__ = "reward_components"
+    __table_args__ = (sa.UniqueConstraint("run_pk", "digest"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_pk: Mapped[int] = _run_fk()
+    digest: Mapped[str] = mapped_column(sa.String(32))
+
+
+class SeedSet(Base):
+    """A dict of seeds keyed by slot (an env's seeds, its best seeds, a best run's seeds)."""
+
+    __tablename__ = "seed_sets"
+    __table_args__ = (sa.UniqueConstraint("run_pk", "digest"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_pk: Mapped[int] = _run_fk()
+    digest: Mapped[str] = mapped_column(sa.String(32))
+
+
+class SeedStateRow(columns_of(schema.SeedState), Base):
+    """One seed slot of a seed set."""
+
+    __tablename__ = "seed_states"
+
+    seed_set_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("seed_sets.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    slot_key: Mapped[str] = mapped_column(sa.Text)  # the key in the seeds dict
+
+
+class CounterfactualRow(columns_of(schema.CounterfactualSnapshot), Base):
+    """A counterfactual (full factorial) matrix."""
+
+    __tablename__ = "counterfactuals"
+    __table_args__ = (sa.UniqueConstraint("run_pk", "digest"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_pk: Mapped[int] = _run_fk()
+    digest: Mapped[str] = mapped_column(sa.String(32))
+
+
+class CounterfactualConfigRow(columns_of(schema.CounterfactualConfig), Base):
+    """One configuration of a counterfactual matrix; seed_mask as '1'/'0' per slot."""
+
+    __tablename__ = "counterfactual_configs"
+
+    counterfactual_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("counterfactuals.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    seed_mask: Mapped[str] = mapped_column(sa.Text)
+
+
+class ShapleySnapshotRow(columns_of(schema.ShapleySnapshot), Base):
+    """A Shapley attribution snapshot."""
+
+    __tablename__ = "shapley_snapshots"
+    __table_args__ = (sa.UniqueConstraint("run_pk", "digest"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_pk: Mapped[int] = _run_fk()
+    digest: Mapped[str] = mapped_column(sa.String(32))
+
+
+class ShapleyEstimateRow(columns_of(schema.ShapleyEstimate), Base):
+    """One slot's Shapley estimate."""
+
+    __tablename__ = "shapley_estimates"
+
+    shapley_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("shapley_snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    slot_id: Mapped[str] = mapped_column(sa.Text)  # the key in ShapleySnapshot.values
+
+
+# Histories
+
+
+class Series(Base):
+    """One history of a run (e.g. env 3's reward_history); its values are series_points."""
+
+    __tablename__ = "series"
+    __table_args__ = (sa.UniqueConstraint("run_pk", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_pk: Mapped[int] = _run_fk()
+    name: Mapped[str] = mapped_column(sa.Text)
+
+
+class SeriesPoint(Base):
+    """One value of a history; a snapshot's history is a window [start, start+len)."""
+
+    __tablename__ = "series_points"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    series_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("series.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    # Float histories use num (NULL = NaN, or -0.0 when txt is "-0.0"); action histories txt.
+    num: Mapped[float | None] = mapped_column(sa.Double)
+    txt: Mapped[str | None] = mapped_column(sa.Text)
+
+
+# Identity-keyed records shared by many snapshots
+
+
+class Event(columns_of(schema.EventLogEntry), Base):
+    """One event of a run's event log, stored once; snapshots show a window of them."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        sa.UniqueConstraint("run_pk", "seq"),
+        sa.Index("ix_events_run_pk_event_type", "run_pk", "event_type"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_pk: Mapped[int] = _run_fk()
+    seq: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class Decision(columns_of(schema.DecisionSnapshot), Base):
+    """One Tamiyo decision, stored once per run and decision key, completed as outcomes arrive."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        sa.UniqueConstraint("run_pk", "decision_key"),
+        sa.Index("ix_decisions_run_pk_batch", "run_pk", "batch"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_pk: Mapped[int] = _run_fk()
+    decision_key: Mapped[str] = mapped_column(sa.Text)  # decision_id, or a content digest
+
+
+class DecisionAlternative(Base):
+    """An alternative action the policy weighed for a decision."""
+
+    __tablename__ = "decision_alternatives"
+
+    decision_pk: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("decisions.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    action: Mapped[str] = mapped_column(sa.Text)
+    probability: Mapped[float | None] = mapped_column(sa.Double)  # NULL = NaN
+    float_marks: Mapped[str | None] = mapped_column(sa.Text)  # "probability=-0"
+
+
+class SnapshotDecision(Base):
+    """A decision shown in a snapshot's recent_decisions, at a position.
+
+    ``overlay`` holds the fields whose value in this snapshot differs from the decision row
+    (e.g. an actual_reward still pending here and known later).
+    """
+
+    __tablename__ = "snapshot_decisions"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    decision_pk: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("decisions.id", ondelete="CASCADE"), index=True
+    )
+    overlay: Mapped[Any] = mapped_column(TaggedJSON, nullable=True)
+
+
+class BestRun(columns_of(schema.BestRunRecord), Base):
+    """A best-run record (leaderboard entry), stored once per run and record key."""
+
+    __tablename__ = "best_runs"
+    __table_args__ = (
+        sa.UniqueConstraint("run_pk", "record_key"),
+        sa.Index("ix_best_runs_peak_accuracy", "peak_accuracy"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_pk: Mapped[int] = _run_fk()
+    record_key: Mapped[str] = mapped_column(sa.Text)  # record_id, or a content digest
+
+
+class SnapshotBestRun(Base):
+    """A best-run record shown in a snapshot's best_runs, at a position (overlay as above)."""
+
+    __tablename__ = "snapshot_best_runs"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    best_run_pk: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("best_runs.id", ondelete="CASCADE"), index=True
+    )
+    overlay: Mapped[Any] = mapped_column(TaggedJSON, nullable=True)
+
+
+#: Value-record tables by name, as used in Layout.refs.
+VALUE_TABLES: dict[str, sa.Table] = {
+    "reward_components": RewardComponentsRow.__table__,
+    "run_configs": RunConfigRow.__table__,
+    "seed_sets": SeedSet.__table__,
+    "counterfactuals": CounterfactualRow.__table__,
+    "shapley_snapshots": ShapleySnapshotRow.__table__,
+}

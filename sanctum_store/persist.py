@@ -1,0 +1,659 @@
+"""Writing snapshot trees into the archive, storing what repeats between snapshots once.
+
+:class:`Persister` keeps, per run, what it has already stored (:class:`RunState`): content
+digests of value records, the last window of every history and of the event log, and the
+identity-keyed decisions and best-run records. A snapshot then costs mostly its own new rows.
+A cold state (a new process, a resumed run) is always correct, just less compact for the one
+snapshot that warms it up. Everything here runs inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from sanctum_store import codec, models, rows, schema
+from sanctum_store.models import LAYOUTS
+
+T = {t.name: t for t in models.Base.metadata.sorted_tables}
+WRITER = f"{socket.gethostname()}:{os.getpid()}"
+
+_CACHE_LIMIT = 20_000
+
+
+class _LRU(OrderedDict):
+    def get_touch(self, key):
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+    def put(self, key, value):
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > _CACHE_LIMIT:
+            self.popitem(last=False)
+
+
+@dataclass
+class Window:
+    """The last stored window of a history: where it starts and the values' keys."""
+
+    start: int
+    keys: list
+    extra: list = field(default_factory=list)  # per-position stored data (event relative_time)
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.keys)
+
+
+def overlap(previous: list, new: list) -> int:
+    """Largest o such that the last o items of ``previous`` are the first o of ``new``."""
+    m = len(previous)
+    if not m or not new:
+        return 0
+    first = new[0]
+    for j in range(max(0, m - len(new)), m):
+        if previous[j] == first and previous[j:] == new[: m - j]:
+            return m - j
+    return 0
+
+
+@dataclass
+class RunState:
+    """What has been stored for one run, to recognise repeats."""
+
+    run_pk: int
+    series_ids: dict[str, int] = field(default_factory=dict)
+    windows: dict[int, Window] = field(default_factory=dict)
+    events: Window | None = None
+    values: _LRU = field(default_factory=_LRU)  # (table, digest) -> id
+    keyed: _LRU = field(default_factory=_LRU)  # (table, key) -> (pk, tree)
+
+
+@dataclass
+class _Pending:
+    """Rows of one snapshot, collected before the inserts."""
+
+    points: list[dict] = field(default_factory=list)
+
+
+class Persister:
+    """Stores snapshot trees; one per writing connection owner (not thread-safe)."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, RunState] = {}
+
+    def forget(self, run_id: str | None = None) -> None:
+        """Drop remembered state (after a failed transaction, or to bound memory)."""
+        if run_id is None:
+            self.runs.clear()
+        else:
+            self.runs.pop(run_id, None)
+
+    # ----------------------------------------------------------------------------------------
+    # Runs
+    # ----------------------------------------------------------------------------------------
+
+    def run_state(self, conn: Connection, run_id: str, tree: dict | None = None) -> RunState:
+        state = self.runs.get(run_id)
+        if state is None:
+            runs = T["runs"]
+            pk = conn.execute(sa.select(runs.c.id).where(runs.c.run_id == run_id)).scalar()
+            if pk is None:
+                now = utcnow()
+                values = {
+                    "run_id": run_id,
+                    "first_seen": now,
+                    "last_seen": now,
+                    "status": "running",
+                }
+                insert = _dialect_insert(conn, runs).values(**values)
+                conn.execute(insert.on_conflict_do_nothing(index_elements=["run_id"]))
+                pk = conn.execute(sa.select(runs.c.id).where(runs.c.run_id == run_id)).scalar_one()
+            state = RunState(pk)
+            self.runs[run_id] = state
+        return state
+
+    def touch_run(self, conn: Connection, state: RunState, tree: dict, added: int) -> None:
+        """Update the run row from its newest snapshot: labels, config, heartbeat, counts."""
+        runs = T["runs"]
+        now = utcnow()
+        values = {
+            "task_name": tree["task_name"],
+            "reward_mode": reward_mode_of(tree),
+            "group_id": tree["tamiyo"]["group_id"],
+            "slot_ids": tree["slot_ids"],
+            "max_batches": tree["max_batches"],
+            "max_epochs": tree["max_epochs"],
+            "start_time": tree["start_time"],
+            "last_seen": now,
+            "heartbeat_at": now,
+            "status": "running",
+            "finished_at": None,
+            "writer": WRITER,
+            "snapshot_count": runs.c.snapshot_count + added,
+        }
+        rows.to_row(schema.RunConfig, tree["run_config"], "config_", values)
+        conn.execute(sa.update(runs).where(runs.c.id == state.run_pk).values(**values))
+
+    # ----------------------------------------------------------------------------------------
+    # Snapshots
+    # ----------------------------------------------------------------------------------------
+
+    def save(self, conn: Connection, tree: dict, run_id: str) -> tuple[int, bool]:
+        """Store one snapshot tree; returns (snapshot id, whether it was new)."""
+        state = self.run_state(conn, run_id, tree)
+        snapshots = T["snapshots"]
+        dedup_key = tree["captured_at"] or None
+        if dedup_key is not None:
+            existing = conn.execute(
+                sa.select(snapshots.c.id).where(
+                    snapshots.c.run_pk == state.run_pk, snapshots.c.dedup_key == dedup_key
+                )
+            ).scalar()
+            if existing is not None:
+                return existing, False
+
+        pending = _Pending()
+        row = rows.to_row(schema.SanctumSnapshot, tree)
+        row.update(
+            run_pk=state.run_pk,
+            captured_ts=captured_ts(tree["captured_at"]),
+            dedup_key=dedup_key,
+            rewards_id=self.value_id(conn, state, "reward_components", tree["rewards"]),
+            run_config_id=self.value_id(conn, state, "run_configs", tree["run_config"]),
+        )
+        self.add_series(conn, state, pending, row, schema.SanctumSnapshot, tree, "", "")
+        self.add_events(conn, state, row, tree["event_log"])
+        snapshot_id = conn.execute(sa.insert(snapshots).returning(snapshots.c.id), row).scalar_one()
+
+        self.add_vitals(conn, snapshot_id, tree)
+        self.add_tamiyo(conn, state, pending, snapshot_id, tree["tamiyo"])
+        self.add_envs(conn, state, pending, snapshot_id, tree["envs"])
+        self.add_links(conn, state, snapshot_id, "decisions", tree["tamiyo"]["recent_decisions"])
+        self.add_links(conn, state, snapshot_id, "best_runs", tree["best_runs"])
+        if pending.points:
+            conn.execute(sa.insert(T["series_points"]), pending.points)
+        return snapshot_id, True
+
+    def add_vitals(self, conn: Connection, snapshot_id: int, tree: dict) -> None:
+        gpus = tree["vitals"]["gpu_stats"]
+        if gpus:
+            gpu_rows = []
+            for position, (key, gpu) in enumerate(gpus.items()):
+                gpu_row = rows.to_row(schema.GPUStats, gpu)
+                gpu_row.update(snapshot_id=snapshot_id, device_key=key, position=position)
+                gpu_rows.append(gpu_row)
+            conn.execute(sa.insert(T["gpu_stats"]), gpu_rows)
+        counts: dict[str, dict] = {}
+        for column, name in (
+            ("spawns", "cumulative_blueprint_spawns"),
+            ("fossilized", "cumulative_blueprint_fossilized"),
+            ("prunes", "cumulative_blueprint_prunes"),
+        ):
+            for blueprint, count in tree[name].items():
+                entry = counts.setdefault(
+                    blueprint,
+                    {
+                        "snapshot_id": snapshot_id,
+                        "blueprint_id": blueprint,
+                        "spawns": None,
+                        "fossilized": None,
+                        "prunes": None,
+                    },
+                )
+                entry[column] = count
+        if counts:
+            conn.execute(sa.insert(T["blueprint_counts"]), list(counts.values()))
+
+    def add_tamiyo(
+        self, conn: Connection, state: RunState, pending: _Pending, snapshot_id: int, tamiyo: dict
+    ) -> None:
+        row = rows.to_row(schema.TamiyoState, tamiyo)
+        row["snapshot_id"] = snapshot_id
+        self.add_series(conn, state, pending, row, schema.TamiyoState, tamiyo, "", "tamiyo.")
+        conn.execute(sa.insert(T["tamiyo_states"]), row)
+        counts = [
+            {"snapshot_id": snapshot_id, "scope": scope, "action": action, "count": count}
+            for scope, name in (
+                ("batch", "action_counts"),
+                ("cumulative", "cumulative_action_counts"),
+            )
+            for action, count in tamiyo[name].items()
+        ]
+        if counts:
+            conn.execute(sa.insert(T["action_counts"]), counts)
+
+    def add_envs(
+        self, conn: Connection, state: RunState, pending: _Pending, snapshot_id: int, envs: dict
+    ) -> None:
+        env_rows = []
+        for position, (key, env) in enumerate(envs.items()):
+            row = rows.to_row(schema.EnvState, env)
+            row.update(snapshot_id=snapshot_id, run_pk=state.run_pk, env_key=key, position=position)
+            self.add_refs(conn, state, row, schema.EnvState, env)
+            self.add_series(conn, state, pending, row, schema.EnvState, env, "", f"env{key}.")
+            env_rows.append(row)
+        if env_rows:
+            conn.execute(sa.insert(T["env_states"]), env_rows)
+
+    def add_refs(self, conn: Connection, state: RunState, row: dict, cls: type, tree: dict) -> None:
+        for name, table in LAYOUTS[cls].refs.items():
+            value = tree[name]
+            row[f"{name}_id"] = None if value is None else self.value_id(conn, state, table, value)
+
+    # ----------------------------------------------------------------------------------------
+    # Value records: stored once per run and content
+    # ----------------------------------------------------------------------------------------
+
+    def value_id(self, conn: Connection, state: RunState, table_name: str, tree: Any) -> int:
+        key = (table_name, rows.digest(tree))
+        cached = state.values.get_touch(key)
+        if cached is not None:
+            return cached
+        table = T[table_name]
+        pk = conn.execute(
+            sa.select(table.c.id).where(table.c.run_pk == state.run_pk, table.c.digest == key[1])
+        ).scalar()
+        if pk is None:
+            pk = self._insert_value(conn, state, table_name, tree, key[1])
+        state.values.put(key, pk)
+        return pk
+
+    def _insert_value(
+        self, conn: Connection, state: RunState, table_name: str, tree: Any, digest: str
+    ) -> int:
+        table = T[table_name]
+        base = {"run_pk": state.run_pk, "digest": digest}
+        if table_name == "seed_sets":
+            pk = conn.execute(sa.insert(table).returning(table.c.id), base).scalar_one()
+            seed_rows = []
+            for position, (slot_key, seed) in enumerate(tree.items()):
+                seed_row = rows.to_row(schema.SeedState, seed)
+                seed_row.update(seed_set_id=pk, position=position, slot_key=slot_key)
+                seed_rows.append(seed_row)
+            if seed_rows:
+                conn.execute(sa.insert(T["seed_states"]), seed_rows)
+            return pk
+        cls = VALUE_CLASSES[table_name]
+        row = rows.to_row(cls, tree)
+        row.update(base)
+        pk = conn.execute(sa.insert(table).returning(table.c.id), row).scalar_one()
+        if table_name == "counterfactuals" and tree["configs"]:
+            configs = []
+            for position, config in enumerate(tree["configs"]):
+                config_row = rows.to_row(schema.CounterfactualConfig, config)
+                config_row.update(
+                    counterfactual_id=pk,
+                    position=position,
+                    seed_mask=rows.mask_to_text(config["seed_mask"]),
+                )
+                configs.append(config_row)
+            conn.execute(sa.insert(T["counterfactual_configs"]), configs)
+        elif table_name == "shapley_snapshots" and tree["values"]:
+            estimates = []
+            for position, (slot_id, estimate) in enumerate(tree["values"].items()):
+                estimate_row = rows.to_row(schema.ShapleyEstimate, estimate)
+                estimate_row.update(shapley_id=pk, position=position, slot_id=slot_id)
+                estimates.append(estimate_row)
+            conn.execute(sa.insert(T["shapley_estimates"]), estimates)
+        return pk
+
+    # ----------------------------------------------------------------------------------------
+    # Histories: windows over append-only series
+    # ----------------------------------------------------------------------------------------
+
+    def add_series(
+        self,
+        conn: Connection,
+        state: RunState,
+        pending: _Pending,
+        row: dict,
+        cls: type,
+        tree: dict,
+        prefix: str,
+        owner: str,
+    ) -> None:
+        layout = LAYOUTS[cls]
+        for name in layout.series:
+            column = prefix + name
+            sid, start, length = self.window(conn, state, pending, owner + column, tree[name])
+            row[column + "_sid"] = sid
+            row[column + "_start"] = start
+            row[column + "_len"] = length
+        for name, child_prefix in layout.flatten.items():
+            child_cls = type(None)
+            for f in codec.class_info(cls).fields:
+                if f.name == name:
+                    child_cls = f.spec.cls
+            if LAYOUTS[child_cls].series:
+                self.add_series(
+                    conn, state, pending, row, child_cls, tree[name], prefix + child_prefix, owner
+                )
+
+    def window(
+        self, conn: Connection, state: RunState, pending: _Pending, name: str, values: list
+    ) -> tuple[int | None, int | None, int]:
+        if not values:
+            return None, None, 0
+        sid = state.series_ids.get(name)
+        if sid is None:
+            sid = self._series_id(conn, state, name)
+        keys = [rows.float_key(v) for v in values]
+        previous = state.windows.get(sid)
+        if previous is None:
+            points = T["series_points"]
+            last = conn.execute(
+                sa.select(sa.func.max(points.c.seq)).where(points.c.series_id == sid)
+            ).scalar()
+            end = (last + 1) if last is not None else 0
+            # Points of this same snapshot not inserted yet cannot exist: one window per name.
+            shared = 0
+        else:
+            end = previous.end
+            shared = overlap(previous.keys, keys)
+        start = end - shared
+        for offset, value in enumerate(values[shared:]):
+            pending.points.append({"series_id": sid, "seq": end + offset, **point_values(value)})
+        state.windows[sid] = Window(start, keys)
+        return sid, start, len(values)
+
+    def _series_id(self, conn: Connection, state: RunState, name: str) -> int:
+        series = T["series"]
+        where = (series.c.run_pk == state.run_pk) & (series.c.name == name)
+        sid = conn.execute(sa.select(series.c.id).where(where)).scalar()
+        if sid is None:
+            sid = conn.execute(
+                sa.insert(series).returning(series.c.id), {"run_pk": state.run_pk, "name": name}
+            ).scalar_one()
+        state.series_ids[name] = sid
+        return sid
+
+    # ----------------------------------------------------------------------------------------
+    # The event log: a window over the run's events
+    # ----------------------------------------------------------------------------------------
+
+    def add_events(self, conn: Connection, state: RunState, row: dict, events: list) -> None:
+        if not events:
+            row.update(event_log_start=None, event_log_len=0, event_overrides=None)
+            return
+        keys = [_event_key(event) for event in events]
+        previous = state.events
+        if previous is None:
+            table = T["events"]
+            last = conn.execute(
+                sa.select(sa.func.max(table.c.seq)).where(table.c.run_pk == state.run_pk)
+            ).scalar()
+            end, shared, stored_times = (last + 1 if last is not None else 0), 0, []
+        else:
+            end = previous.end
+            shared = overlap(previous.keys, keys)
+            stored_times = previous.extra[len(previous.keys) - shared :]
+        new_rows = []
+        for offset, event in enumerate(events[shared:]):
+            event_row = rows.to_row(schema.EventLogEntry, event)
+            event_row.update(run_pk=state.run_pk, seq=end + offset)
+            new_rows.append(event_row)
+        if new_rows:
+            conn.execute(sa.insert(T["events"]), new_rows)
+        times = stored_times + [event["relative_time"] for event in events[shared:]]
+        overrides = {
+            str(position): {"relative_time": event["relative_time"]}
+            for position, event in enumerate(events[:shared])
+            if event["relative_time"] != times[position]
+        }
+        state.events = Window(end - shared, keys, times)
+        row.update(
+            event_log_start=end - shared,
+            event_log_len=len(events),
+            event_overrides=overrides or None,
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # Decisions and best-run records: one row per identity, links per snapshot
+    # ----------------------------------------------------------------------------------------
+
+    def add_links(
+        self, conn: Connection, state: RunState, snapshot_id: int, kind: str, items: list
+    ) -> None:
+        if not items:
+            return
+        spec = KEYED[kind]
+        links = []
+        for position, item in enumerate(items):
+            key = spec.key(item)
+            pk, canonical = self._keyed(conn, state, kind, key, item)
+            if repr(canonical) != repr(item):
+                # The newest version becomes the row; older links keep theirs as overlays.
+                self._replace(conn, state, kind, key, pk, canonical, item)
+            links.append(
+                {
+                    "snapshot_id": snapshot_id,
+                    "position": position,
+                    spec.link_fk: pk,
+                    "overlay": None,
+                }
+            )
+        conn.execute(sa.insert(T[spec.link_table]), links)
+
+    def _keyed(self, conn: Connection, state: RunState, kind: str, key: str, item: dict):
+        cached = state.keyed.get_touch((kind, key))
+        if cached is not None:
+            return cached
+        spec = KEYED[kind]
+        table = T[kind]
+        found = (
+            conn.execute(
+                sa.select(table).where(
+                    table.c.run_pk == state.run_pk, table.c[spec.key_column] == key
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if found is not None:
+            from sanctum_store import reader  # reader imports persist's tables; avoid a cycle
+
+            canonical = reader.keyed_tree(conn, kind, found)
+            entry = (found["id"], canonical)
+        else:
+            row = self._keyed_row(conn, state, kind, item)
+            row.update(run_pk=state.run_pk, **{spec.key_column: key})
+            pk = conn.execute(sa.insert(table).returning(table.c.id), row).scalar_one()
+            self._keyed_children(conn, kind, pk, item)
+            entry = (pk, item)
+        state.keyed.put((kind, key), entry)
+        return entry
+
+    def _keyed_row(self, conn: Connection, state: RunState, kind: str, item: dict) -> dict:
+        cls = KEYED[kind].cls
+        row = rows.to_row(cls, item)
+        self.add_refs(conn, state, row, cls, item)
+        return row
+
+    def _keyed_children(self, conn: Connection, kind: str, pk: int, item: dict) -> None:
+        if kind == "decisions" and item["alternatives"]:
+            conn.execute(
+                sa.insert(T["decision_alternatives"]),
+                [
+                    {
+                        "decision_pk": pk,
+                        "position": i,
+                        "action": action,
+                        "probability": rows.store_float(probability, "probability", False, marks),
+                        "float_marks": ",".join(marks) or None,
+                    }
+                    for i, (action, probability) in enumerate(item["alternatives"])
+                    for marks in ([],)
+                ],
+            )
+
+    def _replace(
+        self, conn: Connection, state: RunState, kind: str, key: str, pk: int, old: dict, new: dict
+    ) -> None:
+        spec = KEYED[kind]
+        table, links = T[kind], T[spec.link_table]
+        conn.execute(
+            sa.update(table)
+            .where(table.c.id == pk)
+            .values(**self._keyed_row(conn, state, kind, new))
+        )
+        if kind == "decisions":
+            conn.execute(
+                sa.delete(T["decision_alternatives"]).where(
+                    T["decision_alternatives"].c.decision_pk == pk
+                )
+            )
+            self._keyed_children(conn, kind, pk, new)
+        fk = links.c[spec.link_fk]
+        for link in conn.execute(sa.select(links).where(fk == pk)).mappings().all():
+            version = apply_overlay(spec.cls, old, link["overlay"])
+            conn.execute(
+                sa.update(links)
+                .where(
+                    links.c.snapshot_id == link["snapshot_id"], links.c.position == link["position"]
+                )
+                .values(overlay=make_overlay(spec.cls, new, version))
+            )
+        state.keyed.put((kind, key), (pk, new))
+
+
+@dataclass(frozen=True)
+class _KeyedSpec:
+    cls: type
+    key_column: str
+    link_table: str
+    link_fk: str
+
+    def key(self, item: dict) -> str:
+        if self.cls is schema.DecisionSnapshot:
+            if item["decision_id"]:
+                return item["decision_id"]
+            core = (
+                item["timestamp"],
+                item["env_id"],
+                item["epoch"],
+                item["batch"],
+                item["chosen_action"],
+                item["chosen_slot"],
+            )
+            return "digest:" + rows.digest(core)
+        if item["record_id"]:
+            return item["record_id"]
+        return "digest:" + rows.digest(item)
+
+
+KEYED = {
+    "decisions": _KeyedSpec(
+        schema.DecisionSnapshot, "decision_key", "snapshot_decisions", "decision_pk"
+    ),
+    "best_runs": _KeyedSpec(
+        schema.BestRunRecord, "record_key", "snapshot_best_runs", "best_run_pk"
+    ),
+}
+
+VALUE_CLASSES = {
+    "reward_components": schema.RewardComponents,
+    "run_configs": schema.RunConfig,
+    "counterfactuals": schema.CounterfactualSnapshot,
+    "shapley_snapshots": schema.ShapleySnapshot,
+}
+
+
+def make_overlay(cls: type, canonical: dict, version: dict) -> dict | None:
+    """The fields of ``version`` that differ from ``canonical``, in JSON form."""
+    overlay = {}
+    for f in codec.class_info(cls).fields:
+        if repr(canonical[f.name]) != repr(version[f.name]):
+            overlay[f.name] = codec._json(f.spec, version[f.name])
+    if repr(canonical.get(codec.EXTRA)) != repr(version.get(codec.EXTRA)):
+        overlay[codec.EXTRA] = version.get(codec.EXTRA)
+    return overlay or None
+
+
+def apply_overlay(cls: type, canonical: dict, overlay: dict | None) -> dict:
+    """The version a link stands for: the canonical tree with the overlay's fields."""
+    if not overlay:
+        return canonical
+    version = dict(canonical)
+    specs = {f.name: f.spec for f in codec.class_info(cls).fields}
+    for name, value in overlay.items():
+        if name == codec.EXTRA:
+            if value is None:
+                version.pop(codec.EXTRA, None)
+            else:
+                version[codec.EXTRA] = value
+        else:
+            version[name] = codec._convert(specs[name], value)
+    return version
+
+
+def point_values(value: float | str) -> dict:
+    """A history value as series_points columns (see models.SeriesPoint)."""
+    if isinstance(value, str):
+        return {"num": None, "txt": value}
+    if value != value:
+        return {"num": None, "txt": None}
+    if value == 0.0 and math.copysign(1.0, value) < 0:
+        return {"num": None, "txt": "-0.0"}
+    return {"num": value, "txt": None}
+
+
+def _event_key(event: dict) -> str:
+    # relative_time ("(3s ago)") changes while an event stays the same event.
+    return repr([(k, v) for k, v in event.items() if k != "relative_time"])
+
+
+def reward_mode_of(tree: dict) -> str | None:
+    """The run's reward cohort: esper's top-level reward_mode, else the envs', else best runs'."""
+    extra = tree.get(codec.EXTRA) or {}
+    mode = extra.get("reward_mode")
+    if isinstance(mode, str) and mode:
+        return mode
+    for env in tree["envs"].values():
+        if env["reward_mode"]:
+            return env["reward_mode"]
+    for record in tree["best_runs"]:
+        if record["reward_mode"]:
+            return record["reward_mode"]
+    return None
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, naive (the archive's own timestamps are all UTC)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def captured_ts(captured_at: str) -> datetime:
+    """When a snapshot was captured, UTC naive; the receive time when captured_at is unusable."""
+    if captured_at:
+        try:
+            moment = datetime.fromisoformat(captured_at)
+        except ValueError:
+            return utcnow()
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        return moment
+    return utcnow()
+
+
+def _dialect_insert(conn: Connection, table: sa.Table):
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+__all__: Sequence[str] = ("Persister", "RunState", "overlap")

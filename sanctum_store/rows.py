@@ -1,0 +1,133 @@
+"""Tree nodes ⇄ table rows, following each class's :class:`~sanctum_store.models.Layout`.
+
+Pure functions, no database: :mod:`sanctum_store.persist` and :mod:`sanctum_store.reader`
+share them so that what is written is exactly what is read back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from sanctum_store import codec
+from sanctum_store.models import LAYOUTS
+
+
+def _plan(cls: type, prefix: str):
+    """Per class and prefix: the columns to fill, computed once."""
+    plan = _PLANS.get((cls, prefix))
+    if plan is None:
+        layout = LAYOUTS[cls]
+        info = {f.name: f for f in codec.class_info(cls).fields}
+        scalars = tuple(
+            (f.name, prefix + f.name, f.spec.kind, f.spec.optional) for f in layout.scalar_fields()
+        )
+        json_fields = tuple((name, prefix + name, info[name].spec) for name in layout.json)
+        flattened = tuple(
+            (name, info[name].spec.cls, prefix + child) for name, child in layout.flatten.items()
+        )
+        plan = (scalars, json_fields, flattened, prefix + "extra")
+        _PLANS[(cls, prefix)] = plan
+    return plan
+
+
+_PLANS: dict[tuple[type, str], tuple] = {}
+
+
+def store_float(value: float, column: str, optional: bool, marks: list[str]) -> float | None:
+    """A float as stored: NaN -> NULL, with a mark where NULL alone would be ambiguous."""
+    if value != value:
+        if optional:
+            marks.append(column + "=nan")
+        return None
+    if value == 0.0 and math.copysign(1.0, value) < 0:
+        marks.append(column + "=-0")  # SQLite stores -0.0 as 0
+    return value
+
+
+def load_float(value: float | None, column: str, optional: bool, marks: dict[str, str]):
+    """Inverse of :func:`store_float`."""
+    mark = marks.get(column)
+    if value is None:
+        return math.nan if (not optional or mark == "nan") else None
+    if mark == "-0":
+        return -0.0
+    return float(value)
+
+
+def parse_marks(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    return dict(item.split("=", 1) for item in text.split(","))
+
+
+def to_row(cls: type, tree: Mapping, prefix: str = "", out: dict | None = None, marks=None) -> dict:
+    """The column values of a tree node: scalars, JSON fields, flattened children, extras.
+
+    NaN floats become NULL; ``float_marks`` keeps what NULL and SQLite lose (see
+    :func:`store_float`). References, histories and special fields are the caller's to add.
+    """
+    top = out is None
+    if top:
+        out, marks = {}, []
+    scalars, json_fields, flattened, extra_column = _plan(cls, prefix)
+    for name, column, kind, optional in scalars:
+        value = tree[name]
+        if kind == "float" and value is not None:
+            value = store_float(value, column, optional, marks)
+        out[column] = value
+    for name, column, spec in json_fields:
+        out[column] = codec._json(spec, tree[name])
+    for name, child_cls, child_prefix in flattened:
+        to_row(child_cls, tree[name], child_prefix, out, marks)
+    out[extra_column] = tree.get(codec.EXTRA)
+    if top and not prefix:
+        out["float_marks"] = ",".join(marks) if marks else None
+    return out
+
+
+def from_row(cls: type, row: Mapping, prefix: str = "", marks: dict | None = None) -> dict:
+    """The tree node of a row (without references, histories and special fields)."""
+    if marks is None:
+        marks = parse_marks(row["float_marks"]) if not prefix else {}
+    scalars, json_fields, flattened, extra_column = _plan(cls, prefix)
+    tree: dict[str, Any] = {}
+    for name, column, kind, optional in scalars:
+        value = row[column]
+        if kind == "float":
+            value = load_float(value, column, optional, marks)
+        elif value is not None:
+            if kind == "int":
+                value = int(value)
+            elif kind == "bool":
+                value = bool(value)
+        tree[name] = value
+    for name, column, spec in json_fields:
+        value = row[column]
+        tree[name] = None if value is None else codec._convert(spec, value)
+    for name, child_cls, child_prefix in flattened:
+        tree[name] = from_row(child_cls, row, child_prefix, marks)
+    extra = row[extra_column]
+    if extra:
+        tree[codec.EXTRA] = extra
+    return tree
+
+
+def digest(value: Any) -> str:
+    """A stable content digest of a tree node (NaN-safe: it hashes the repr)."""
+    return hashlib.blake2b(repr(value).encode(), digest_size=16).hexdigest()
+
+
+def float_key(value: Any) -> Any:
+    """Equality key for history values: NaN equals NaN."""
+    return "NaN" if value != value else value
+
+
+def mask_to_text(mask: tuple[bool, ...]) -> str:
+    return "".join("1" if bit else "0" for bit in mask)
+
+
+def text_to_mask(text: str) -> tuple[bool, ...]:
+    return tuple(ch == "1" for ch in text)
