@@ -15,6 +15,8 @@ Conventions kept from the original:
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -114,18 +116,27 @@ class SystemVitals:
 
     @property
     def memory_alarm_devices(self) -> list[str]:
-        """Devices above 90 % memory use: ``"RAM"`` and ``"cuda:<id>"`` (a device with no known
-        total never alarms)."""
+        """Devices above 90 % memory use: ``"RAM"``, then ``"cuda:<key>"`` for each alarming
+        entry of ``gpu_stats`` (named by its key, which is what the table is indexed by; the
+        entry's ``device_id`` defaults to 0 and may not be filled in). Without ``gpu_stats`` the
+        single-GPU convenience fields stand for ``cuda:0``. A device with no known total never
+        alarms."""
         devices = []
-        if self.ram_used_gb is not None and self.ram_total_gb:
-            if self.ram_used_gb / self.ram_total_gb > self.MEMORY_ALARM_THRESHOLD:
-                devices.append("RAM")
+        if self._over_threshold(self.ram_used_gb, self.ram_total_gb):
+            devices.append("RAM")
         gpus = self.gpu_stats or {0: GPUStats(0, self.gpu_memory_used_gb, self.gpu_memory_total_gb)}
-        for key, gpu in gpus.items():
-            if gpu.memory_total_gb > 0:
-                if gpu.memory_used_gb / gpu.memory_total_gb > self.MEMORY_ALARM_THRESHOLD:
-                    devices.append(f"cuda:{gpu.device_id if gpu.device_id is not None else key}")
+        devices += [
+            f"cuda:{key}"
+            for key, gpu in gpus.items()
+            if self._over_threshold(gpu.memory_used_gb, gpu.memory_total_gb)
+        ]
         return devices
+
+    @classmethod
+    def _over_threshold(cls, used: float | None, total: float | None) -> bool:
+        if used is None or not total or total <= 0:
+            return False
+        return used / total > cls.MEMORY_ALARM_THRESHOLD
 
     @property
     def has_memory_alarm(self) -> bool:
@@ -206,12 +217,11 @@ class ShapleySnapshot:
         return estimate.mean - half_width > 0 or estimate.mean + half_width < 0
 
     def ranked_slots(self) -> list[tuple[str, float]]:
-        """``(slot_id, mean)`` pairs by descending mean contribution; ties keep slot order."""
-        return sorted(
-            ((slot_id, est.mean) for slot_id, est in self.values.items()),
-            key=lambda pair: pair[1],
-            reverse=True,
-        )
+        """``(slot_id, mean)`` pairs by descending mean contribution; ties keep the order of
+        ``values``, and slots whose mean is NaN (unknown) come last."""
+        pairs = [(slot_id, est.mean) for slot_id, est in self.values.items()]
+        # A NaN inside a plain sort would leave the order of everything around it undefined.
+        return sorted(pairs, key=lambda p: (math.isnan(p[1]), 0.0 if math.isnan(p[1]) else -p[1]))
 
 
 @dataclass
@@ -332,12 +342,20 @@ def normalize_action(action_name: str) -> str:
 class EnvState:
     """Per-environment state: seeds, metrics and history for one training environment.
 
-    Status thresholds (see :meth:`_update_status`): an env is *initializing* until it has
-    reached :attr:`HEALTHY_ACCURACY`; it is *excellent* at or above :attr:`EXCELLENT_ACCURACY`
-    while improving; it turns *stalled* only after :attr:`STALL_EPOCHS` consecutive epochs
-    without a new best, and *degraded* only after :attr:`DEGRADED_EPOCHS` consecutive epochs
-    that lose more than :attr:`DEGRADE_DROP` accuracy points; one good epoch resets both
-    counters (the hysteresis that keeps the status from flapping).
+    Status (updated by :meth:`add_accuracy`; accuracies in percent). After each epoch the first
+    rule that holds decides:
+
+    1. *degraded*: ``degraded_counter`` reached ``DEGRADED_EPOCHS`` (3). The counter counts
+       epochs that lose more than ``DEGRADE_DROP`` (1.0) points from the epoch before; an epoch
+       that improves on the one before resets it; flat epochs and smaller dips leave it alone.
+    2. *stalled*: ``stall_counter`` reached ``STALL_EPOCHS`` (10): ten epochs in a row without
+       a new best accuracy. A new best resets it.
+    3. A *degraded* or *stalled* env keeps that status until it reaches a new best accuracy.
+    4. *excellent* once the best accuracy reached ``EXCELLENT_ACCURACY`` (80), *healthy* once it
+       reached ``HEALTHY_ACCURACY`` (10), *initializing* before that.
+
+    The good statuses follow the best accuracy, which never falls, and the bad ones need
+    repeated evidence to enter and a new best to leave: one noisy epoch never flips a status.
     """
 
     HEALTHY_ACCURACY: ClassVar[float] = 10.0
@@ -429,7 +447,8 @@ class EnvState:
         :data:`CONTRIBUTING_STAGES`), reward components, counterfactual matrix, Shapley values
         and action history, so the leaderboard can explain the peak later.
         """
-        previous = self.host_accuracy
+        # The previous *recorded* epoch: the aggregator may already have set host_accuracy.
+        previous = self.accuracy_history[-1] if self.accuracy_history else 0.0
         self.host_accuracy = accuracy
         self.accuracy_history.append(accuracy)
         self.current_epoch = epoch
@@ -459,45 +478,33 @@ class EnvState:
         self.total_actions += 1
 
     def _update_status(self, prev_acc: float, curr_acc: float) -> None:
-        """Move between initializing/healthy/excellent/stalled/degraded with hysteresis.
-
-        * degraded: accuracy fell by more than ``DEGRADE_DROP`` points on ``DEGRADED_EPOCHS``
-          consecutive epochs;
-        * stalled: ``STALL_EPOCHS`` consecutive epochs without a new best accuracy;
-        * excellent: at or above ``EXCELLENT_ACCURACY``, otherwise healthy once above
-          ``HEALTHY_ACCURACY``; initializing before that.
-
-        A bad status persists until an epoch improves on the previous one, which resets the
-        counters.
-        """
+        """Apply the status rules of the class docstring to one epoch (``prev_acc`` ->
+        ``curr_acc``). Called by :meth:`add_accuracy` after it updated the best accuracy and
+        ``epochs_since_improvement``."""
         if curr_acc < prev_acc - self.DEGRADE_DROP:
             self.degraded_counter += 1
         elif curr_acc > prev_acc:
             self.degraded_counter = 0
-        if self.epochs_since_improvement > 0:
-            self.stall_counter += 1
-        else:
-            self.stall_counter = 0
+        new_best = self.epochs_since_improvement == 0
+        self.stall_counter = 0 if new_best else self.stall_counter + 1
 
         if self.degraded_counter >= self.DEGRADED_EPOCHS:
             self.status = "degraded"
         elif self.stall_counter >= self.STALL_EPOCHS:
             self.status = "stalled"
-        elif self.status in ("degraded", "stalled") and curr_acc <= prev_acc:
-            pass  # hysteresis: stay in the bad state until an epoch actually improves
-        elif self.best_accuracy >= self.EXCELLENT_ACCURACY and curr_acc >= self.EXCELLENT_ACCURACY:
+        elif self.status in ("degraded", "stalled") and not new_best:
+            pass  # hysteresis: only a new best clears a bad status
+        elif self.best_accuracy >= self.EXCELLENT_ACCURACY:
             self.status = "excellent"
-        elif curr_acc >= self.HEALTHY_ACCURACY or self.best_accuracy >= self.HEALTHY_ACCURACY:
+        elif self.best_accuracy >= self.HEALTHY_ACCURACY:
             self.status = "healthy"
 
 
 def _copy_seed(seed: SeedState) -> SeedState:
-    return SeedState(**{name: getattr(seed, name) for name in SeedState.__slots__})
+    return dataclasses.replace(seed)
 
 
 def _copy_dataclass(obj):
-    import copy
-
     return copy.deepcopy(obj)
 
 
@@ -889,7 +896,8 @@ def _finite_tail(values, n: int = TREND_WINDOW) -> np.ndarray:
 
 
 def compute_entropy_velocity(entropy_history: deque[float] | list[float]) -> float:
-    """d(entropy)/d(batch) by least squares over the last 10 samples (non-finite ones skipped).
+    """d(entropy)/d(batch) by least squares over the last 10 samples (non-finite ones skipped,
+    the others keep their batch positions).
 
     Negative means entropy is declining. Fewer than 2 usable samples give 0.0.
     """
@@ -898,15 +906,23 @@ def compute_entropy_velocity(entropy_history: deque[float] | list[float]) -> flo
     mask = np.isfinite(tail)
     if mask.sum() < 2:
         return 0.0
-    slope = np.polyfit(x[mask], tail[mask], 1)[0]
-    return float(slope)
+    x, y = x[mask], tail[mask]
+    # The closed-form slope (the same fit as np.polyfit(x, y, 1)) is exactly 0.0 for a flat
+    # history, where polyfit's solver leaves ~1e-17 that would read as a decline. Fitting y
+    # scaled into [-1, 1] keeps huge values from overflowing.
+    scale = float(np.max(np.abs(y)))
+    if scale == 0.0:
+        return 0.0
+    y = y / scale
+    dx = x - x.mean()
+    return scale * float(np.dot(dx, y - y.mean()) / np.dot(dx, dx))
 
 
 def compute_correlation(x_values, y_values) -> float:
     """Pearson correlation of two metric histories, aligned on their most recent samples.
 
     Pairs with a non-finite member are dropped. Returns 0.0 with fewer than 3 pairs or when
-    either side has zero variance.
+    either side has zero variance (is constant).
     """
     x = np.asarray(list(x_values), dtype=float)
     y = np.asarray(list(y_values), dtype=float)
@@ -916,9 +932,14 @@ def compute_correlation(x_values, y_values) -> float:
     x, y = x[-n:], y[-n:]
     mask = np.isfinite(x) & np.isfinite(y)
     x, y = x[mask], y[mask]
-    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+    # Constant, not np.std(x) == 0: a constant's mean carries rounding error, so its computed
+    # std is ~1e-17 and corrcoef would return noise instead of 0.0.
+    if len(x) < 3 or x.min() == x.max() or y.min() == y.max():
         return 0.0
-    return float(np.corrcoef(x, y)[0, 1])
+    # Correlation ignores scale; rescaling keeps squares of values near 1e200 from overflowing.
+    x, y = x / np.max(np.abs(x)), y / np.max(np.abs(y))
+    r = float(np.corrcoef(x, y)[0, 1])
+    return r if math.isfinite(r) else 0.0
 
 
 def compute_collapse_risk(
@@ -974,9 +995,10 @@ def detect_trend(values, metric_name: str = "default", metric_type: str = "loss"
     than 20 samples: the two halves of what there is; fewer than 4 samples is ``"stable"``).
     The relative change is judged against ``TREND_THRESHOLDS[metric_name]`` (``"default"`` for
     unknown metrics). ``metric_type`` says which direction is good: ``"loss"`` (lower is
-    better) or ``"accuracy"`` (higher is better). A change beyond the threshold in the good
-    direction is ``"improving"``, in the bad direction ``"warning"``; when the recent window's
-    coefficient of variation exceeds twice the threshold, the metric is ``"volatile"``.
+    better) or anything else, e.g. ``"accuracy"`` (higher is better). A change beyond the
+    threshold in the good direction is ``"improving"``, in the bad direction ``"warning"``.
+    Without such a change, the metric is ``"volatile"`` when the recent window's coefficient of
+    variation exceeds twice the threshold, else ``"stable"``: a clear direction outranks noise.
     Non-finite samples are ignored.
     """
     data = np.asarray(list(values), dtype=float)
@@ -1040,6 +1062,8 @@ def make_sparkline(values, width: int = 8) -> str:
         elif high == low:
             chars.append(_SPARK_BLOCKS[len(_SPARK_BLOCKS) // 2 - 1])
         else:
-            index = int((v - low) / (high - low) * (len(_SPARK_BLOCKS) - 1))
+            # Halved so that ranges wider than the largest float (-1e308..1e308) do not overflow.
+            fraction = (v / 2 - low / 2) / (high / 2 - low / 2)
+            index = min(int(fraction * (len(_SPARK_BLOCKS) - 1)), len(_SPARK_BLOCKS) - 1)
             chars.append(_SPARK_BLOCKS[index])
     return pad + "".join(chars)
