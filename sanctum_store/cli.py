@@ -6,6 +6,7 @@ import click
 
 from sanctum_store import __version__
 from sanctum_store.db import resolve_url
+from sanctum_store.errors import SanctumError
 
 DB_HELP = "Archive: a file path or SQLAlchemy URL (else $SANCTUM_DB, else ./sanctum.db)."
 
@@ -36,3 +37,98 @@ def where(db: str | None) -> None:
         SANCTUM_DB=runs.db sanctum-store where
     """
     click.echo(resolve_url(db))
+
+
+def fail(message: str) -> None:
+    """Exit non-zero with the reason on stderr."""
+    raise click.ClickException(message)
+
+
+@main.group("db")
+def db_group() -> None:
+    """Create, check and upgrade an archive's schema.
+
+    \b
+    Example:
+        sanctum-store db upgrade --db runs.db
+    """
+
+
+@db_group.command("upgrade")
+@db_option
+@click.option("--no-backup", is_flag=True, help="Do not copy a SQLite archive aside first.")
+def db_upgrade(db: str | None, no_backup: bool) -> None:
+    """Create the archive, or upgrade it to this version's schema.
+
+    A SQLite archive is backed up next to itself before it is migrated.
+
+    \b
+    Example:
+        sanctum-store db upgrade --db postgresql+psycopg://me@dbhost/sanctum
+    """
+    from sanctum_store import db as dbmod
+    from sanctum_store import migrate
+
+    url = resolve_url(db)
+    engine = dbmod.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            before = migrate.current_revision(conn)
+        head = migrate.head_revision()
+        if before == head:
+            click.echo(f"archive is at the current schema ({head})")
+            return
+        if before is not None and not no_backup:
+            backup = migrate.backup_sqlite(url)
+            if backup is not None:
+                click.echo(f"backed up to {backup}")
+        before, after = migrate.upgrade(engine)
+        click.echo(f"upgraded {before or 'an empty archive'} -> {after}")
+    except SanctumError as e:
+        fail(str(e))
+    finally:
+        engine.dispose()
+
+
+@db_group.command("check")
+@db_option
+def db_check(db: str | None) -> None:
+    """Exit non-zero unless the archive is at this version's schema.
+
+    \b
+    Example:
+        sanctum-store db check --db runs.db
+    """
+    from sanctum_store import db as dbmod
+    from sanctum_store import migrate
+
+    engine = dbmod.create_engine(resolve_url(db))
+    try:
+        click.echo(f"ok: schema revision {migrate.check(engine)}")
+    except SanctumError as e:
+        fail(str(e))
+    finally:
+        engine.dispose()
+
+
+@main.command("runs")
+@db_option
+@click.option("--status", type=click.Choice(["running", "finished", "stale", "crashed", "failed"]))
+def runs_command(db: str | None, status: str | None) -> None:
+    """List the archive's runs with their status.
+
+    \b
+    Example:
+        sanctum-store runs --status running
+    """
+    from sanctum_store.archive import Archive
+
+    with Archive(resolve_url(db)) as archive:
+        table = archive.runs()
+    if status:
+        table = table[table["status"] == status]
+    if table.empty:
+        click.echo("no runs")
+        return
+    columns = ["run_id", "status", "reward_mode", "group_id", "task_name", "snapshot_count", "last_seen"]
+    click.echo(table[columns].to_string(index=False))

@@ -283,7 +283,7 @@ def _sequence(value: Any, kind: str) -> list:
 
 def _convert(spec: Spec, value: Any) -> Any:
     if value is None:
-        if spec.optional:
+        if spec.optional or spec.kind == "free":
             return None
         raise _Invalid(f"expected {_describe(spec)}, got None")
     kind = spec.kind

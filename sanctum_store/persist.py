@@ -430,21 +430,25 @@ class Persister:
         if not items:
             return
         spec = KEYED[kind]
-        links = []
-        for position, item in enumerate(items):
+        placed, latest = [], {}
+        for item in items:
             key = spec.key(item)
             pk, canonical = self._keyed(conn, state, kind, key, item)
             if repr(canonical) != repr(item):
                 # The newest version becomes the row; older links keep theirs as overlays.
                 self._replace(conn, state, kind, key, pk, canonical, item)
-            links.append(
-                {
-                    "snapshot_id": snapshot_id,
-                    "position": position,
-                    spec.link_fk: pk,
-                    "overlay": None,
-                }
-            )
+                canonical = item
+            latest[key] = canonical
+            placed.append((key, pk, item))
+        links = [
+            {
+                "snapshot_id": snapshot_id,
+                "position": position,
+                spec.link_fk: pk,
+                "overlay": make_overlay(spec.cls, latest[key], item),
+            }
+            for position, (key, pk, item) in enumerate(placed)
+        ]
         conn.execute(sa.insert(T[spec.link_table]), links)
 
     def _keyed(self, conn: Connection, state: RunState, kind: str, key: str, item: dict):
@@ -573,6 +577,8 @@ VALUE_CLASSES = {
 
 def make_overlay(cls: type, canonical: dict, version: dict) -> dict | None:
     """The fields of ``version`` that differ from ``canonical``, in JSON form."""
+    if version is canonical:
+        return None
     overlay = {}
     for f in codec.class_info(cls).fields:
         if repr(canonical[f.name]) != repr(version[f.name]):
