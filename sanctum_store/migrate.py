@@ -83,15 +83,15 @@ def check(engine: Engine) -> str:
     head = head_revision()
     if revision == head:
         return revision
+    where = engine.url.render_as_string(hide_password=True)
     if revision is None:
         raise ArchiveOutdated(
-            f"{engine.url!r} has no sanctum-store schema; run `sanctum-store db upgrade`"
+            f"{where} has no sanctum-store schema: run `sanctum-store db upgrade --db {where}`"
         )
     if revision in known_revisions():
         raise ArchiveOutdated(
-            f"archive {engine.url.render_as_string(hide_password=True)} is at schema revision "
-            f"{revision}, this sanctum-store needs {head}: run "
-            f"`sanctum-store db upgrade --db {engine.url.render_as_string(hide_password=True)}`"
+            f"archive {where} is at schema revision {revision}, this sanctum-store needs "
+            f"{head}: run `sanctum-store db upgrade --db {where}`"
         )
     raise ArchiveTooNew(
         f"archive is at schema revision {revision}, unknown to this sanctum-store (head {head}): "
