@@ -11,14 +11,19 @@ from sanctum_store.errors import (
     SnapshotInvalid,
     SnapshotNotFound,
 )
+from sanctum_store.writer import Recorder, SnapshotWriter, WriterStats, record
 
 __all__ = [
     "Archive",
     "ArchiveOutdated",
     "ArchiveTooNew",
+    "Recorder",
     "RunNotFound",
     "SanctumError",
     "SnapshotInvalid",
     "SnapshotNotFound",
+    "SnapshotWriter",
+    "WriterStats",
     "__version__",
+    "record",
 ]

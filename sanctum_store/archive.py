@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import sqlalchemy as sa
@@ -29,6 +29,15 @@ def status_expression(runs: sa.Table, now: datetime | None = None) -> sa.ColumnE
         (heartbeat < now - STALE_AFTER, sa.literal("stale")),
         else_=sa.literal("running"),
     )
+
+
+class WriteItem(NamedTuple):
+    """A normalized snapshot to store, under which run, and when the writer saw it."""
+
+    tree: dict
+    run_id: str | None = None
+    seen_at: datetime | None = None  # UTC; default: now
+    group_id: str | None = None  # cohort label when the snapshot carries none
 
 
 class Archive:
@@ -56,55 +65,63 @@ class Archive:
     def save(self, snapshot: Any, run_id: str | None = None) -> int:
         """Store one snapshot in one transaction; returns its snapshot id.
 
-        ``run_id`` defaults to the snapshot's own. Saving a snapshot whose ``captured_at`` is
-        already stored for the run returns the stored id and writes nothing. Invalid input
-        raises :class:`SnapshotInvalid` and stores nothing.
+        ``run_id`` defaults to the snapshot's own. Saving a snapshot already stored for the run
+        (same ``captured_at``; same content when it has none) returns the stored id and writes
+        nothing. Invalid input raises :class:`SnapshotInvalid` and stores nothing.
         """
-        tree = codec.normalize(snapshot)
-        return self.save_trees([tree], run_id)[0]
+        return self.save_batch([WriteItem(codec.normalize(snapshot), run_id)])[0]
 
-    def save_trees(self, trees: list[dict], run_id: str | None = None) -> list[int]:
-        """Store normalized snapshot trees in one transaction (the writer's batch path)."""
+    def save_batch(self, items: list[WriteItem]) -> list[int]:
+        """Store normalized snapshot trees in one transaction (the writer's path)."""
         ids = []
         with self._lock:
-            touched: dict[str, tuple[Any, dict, int]] = {}
+            touched: dict[str, list] = {}
             try:
                 with self.engine.begin() as conn:
-                    for tree in trees:
-                        rid = run_id or tree["run_id"]
+                    for item in items:
+                        rid = item.run_id or item.tree["run_id"]
                         if not rid:
                             raise SnapshotInvalid(
                                 "run_id", "snapshot has no run_id: pass run_id= to save it"
                             )
-                        snapshot_id, new = self._persister.save(conn, tree, rid)
+                        snapshot_id, new = self._persister.save(conn, item.tree, rid, item.seen_at)
                         ids.append(snapshot_id)
-                        state = self._persister.runs[rid]
-                        added = touched.get(rid, (state, tree, 0))[2] + (1 if new else 0)
-                        touched[rid] = (state, tree, added)
-                    for state, tree, added in touched.values():
-                        self._persister.touch_run(conn, state, tree, added)
+                        entry = touched.setdefault(rid, [None, 0])
+                        entry[0] = item
+                        entry[1] += 1 if new else 0
+                    for rid, (item, added) in touched.items():
+                        self._persister.touch_run(
+                            conn,
+                            self._persister.runs[rid],
+                            item.tree,
+                            added,
+                            seen_at=item.seen_at,
+                            group_id=item.group_id,
+                        )
             except BaseException:
                 self._persister.forget()  # remembered rows may have been rolled back
                 raise
         return ids
 
-    def heartbeat(self, run_id: str) -> None:
-        """Record that the run's writer is alive (without a snapshot)."""
+    def heartbeat(self, run_ids: list[str], at: datetime | None = None) -> None:
+        """Record that the runs' writer is alive (without a snapshot)."""
         runs = T["runs"]
         with self._lock, self.engine.begin() as conn:
             conn.execute(
-                sa.update(runs).where(runs.c.run_id == run_id).values(heartbeat_at=utcnow())
+                sa.update(runs)
+                .where(runs.c.run_id.in_(run_ids))
+                .values(heartbeat_at=to_utc(at) if at else utcnow())
             )
 
-    def finish_run(self, run_id: str, status: str = "finished") -> None:
+    def finish_run(self, run_id: str, status: str = "finished", at: datetime | None = None) -> None:
         """Mark a run as ended (``finished``, or ``failed`` when training raised)."""
         runs = T["runs"]
-        now = utcnow()
+        now = to_utc(at) if at else utcnow()
         with self._lock, self.engine.begin() as conn:
             conn.execute(
                 sa.update(runs)
                 .where(runs.c.run_id == run_id)
-                .values(status=status, finished_at=now, heartbeat_at=now)
+                .values(status=status, finished_at=now, heartbeat_at=now, last_seen=now)
             )
 
     def delete_run(self, run_id: str) -> None:

@@ -130,5 +130,53 @@ def runs_command(db: str | None, status: str | None) -> None:
     if table.empty:
         click.echo("no runs")
         return
-    columns = ["run_id", "status", "reward_mode", "group_id", "task_name", "snapshot_count", "last_seen"]
+    columns = [
+        "run_id",
+        "status",
+        "reward_mode",
+        "group_id",
+        "task_name",
+        "snapshot_count",
+        "last_seen",
+    ]
     click.echo(table[columns].to_string(index=False))
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@db_option
+@click.option("--run-id", help="Store every snapshot under this run (default: each one's own).")
+@click.option("--strict", is_flag=True, help="All or nothing: store nothing if any line is bad.")
+def import_command(file: str, db: str | None, run_id: str | None, strict: bool) -> None:
+    """Import a snapshot dump: one JSON snapshot per line (esper's asdict form).
+
+    Bad lines are reported with their line number and skipped; importing a file twice stores
+    nothing twice.
+
+    \b
+    Example:
+        sanctum-store import run-7.snapshots.jsonl --db runs.db
+    """
+    import os
+
+    from sanctum_store.archive import Archive
+    from sanctum_store.ingest import import_jsonl
+
+    with (
+        Archive(resolve_url(db)) as archive,
+        click.progressbar(
+            length=os.path.getsize(file),
+            label=f"importing {os.path.basename(file)}",
+            file=click.get_text_stream("stderr"),
+        ) as bar,
+    ):
+        try:
+            report = import_jsonl(archive, file, run_id=run_id, strict=strict, progress=bar.update)
+        except SanctumError as e:
+            fail(str(e))
+    for number, reason in report.skipped:
+        click.echo(f"line {number}: skipped: {reason}", err=True)
+    click.echo(
+        f"{report.stored} snapshots stored, {report.already_present} already present, "
+        f"{len(report.skipped)} lines skipped"
+    )

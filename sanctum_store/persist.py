@@ -105,7 +105,7 @@ class Persister:
     # Runs
     # ----------------------------------------------------------------------------------------
 
-    def run_state(self, conn: Connection, run_id: str, tree: dict | None = None) -> RunState:
+    def run_state(self, conn: Connection, run_id: str, seen_at: datetime | None = None) -> RunState:
         state = self.runs.get(run_id)
         if state is None:
             runs = T["runs"]
@@ -125,14 +125,23 @@ class Persister:
             self.runs[run_id] = state
         return state
 
-    def touch_run(self, conn: Connection, state: RunState, tree: dict, added: int) -> None:
+    def touch_run(
+        self,
+        conn: Connection,
+        state: RunState,
+        tree: dict,
+        added: int,
+        *,
+        seen_at: datetime | None = None,
+        group_id: str | None = None,
+    ) -> None:
         """Update the run row from its newest snapshot: labels, config, heartbeat, counts."""
         runs = T["runs"]
-        now = utcnow()
+        now = to_utc(seen_at) if seen_at else utcnow()
         values = {
             "task_name": tree["task_name"],
             "reward_mode": reward_mode_of(tree),
-            "group_id": tree["tamiyo"]["group_id"],
+            "group_id": tree["tamiyo"]["group_id"] or group_id,
             "slot_ids": tree["slot_ids"],
             "max_batches": tree["max_batches"],
             "max_epochs": tree["max_epochs"],
@@ -151,11 +160,14 @@ class Persister:
     # Snapshots
     # ----------------------------------------------------------------------------------------
 
-    def save(self, conn: Connection, tree: dict, run_id: str) -> tuple[int, bool]:
+    def save(
+        self, conn: Connection, tree: dict, run_id: str, seen_at: datetime | None = None
+    ) -> tuple[int, bool]:
         """Store one snapshot tree; returns (snapshot id, whether it was new)."""
-        state = self.run_state(conn, run_id, tree)
+        state = self.run_state(conn, run_id, seen_at)
         snapshots = T["snapshots"]
-        dedup_key = tree["captured_at"] or None
+        # A snapshot's identity within its run: when it was captured, or else its content.
+        dedup_key = tree["captured_at"] or "digest:" + rows.digest(tree)
         if dedup_key is not None:
             existing = conn.execute(
                 sa.select(snapshots.c.id).where(
@@ -169,7 +181,7 @@ class Persister:
         row = rows.to_row(schema.SanctumSnapshot, tree)
         row.update(
             run_pk=state.run_pk,
-            captured_ts=captured_ts(tree["captured_at"]),
+            captured_ts=captured_ts(tree["captured_at"], seen_at),
             dedup_key=dedup_key,
             rewards_id=self.value_id(conn, state, "reward_components", tree["rewards"]),
             run_config_id=self.value_id(conn, state, "run_configs", tree["run_config"]),
@@ -641,17 +653,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def captured_ts(captured_at: str) -> datetime:
-    """When a snapshot was captured, UTC naive; the receive time when captured_at is unusable."""
+def to_utc(moment: datetime) -> datetime:
+    """A datetime as the archive keeps its own times: UTC, naive (naive input is taken as UTC)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def captured_ts(captured_at: str, seen_at: datetime | None = None) -> datetime:
+    """When a snapshot was captured (UTC naive); else when the writer saw it."""
     if captured_at:
         try:
-            moment = datetime.fromisoformat(captured_at)
+            return to_utc(datetime.fromisoformat(captured_at))
         except ValueError:
-            return utcnow()
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(UTC).replace(tzinfo=None)
-        return moment
-    return utcnow()
+            pass
+    return to_utc(seen_at) if seen_at else utcnow()
 
 
 def _dialect_insert(conn: Connection, table: sa.Table):

@@ -18,7 +18,9 @@ def differences(a, b, path: str = "") -> list[str]:
         )
         return [] if same else [f"{path}: {a!r} != {b!r}"]
     if isinstance(a, datetime):
-        same = a == b and a.utcoffset() == b.utcoffset() and (a.tzinfo is None) == (b.tzinfo is None)
+        same = (
+            a == b and a.utcoffset() == b.utcoffset() and (a.tzinfo is None) == (b.tzinfo is None)
+        )
         return [] if same else [f"{path}: {a!r} != {b!r}"]
     if isinstance(a, dict):
         out = [f"{path}: key {k!r} only on one side" for k in set(a) ^ set(b)]

@@ -62,7 +62,9 @@ def test_unknown_fields_of_real_snapshots_come_back(fixture_archive):
     assert as_json["rewards"]["escrow_credit_prev"] == raw["rewards"]["escrow_credit_prev"]
     assert as_json["tamiyo"]["op_valid_mask"] == raw["tamiyo"]["op_valid_mask"]
     assert all(math.isnan(q) for q in as_json["tamiyo"]["op_q_values"])
-    assert as_json["observation_stats"]["near_clip_pct"] == raw["observation_stats"]["near_clip_pct"]
+    assert (
+        as_json["observation_stats"]["near_clip_pct"] == raw["observation_stats"]["near_clip_pct"]
+    )
     decision = as_json["tamiyo"]["recent_decisions"][0]
     assert decision["action_success"] == raw["tamiyo"]["recent_decisions"][0]["action_success"]
     loaded = archive.load(RUN, at=ids[-1])
@@ -244,15 +246,31 @@ def test_bad_snapshot_names_the_field_and_stores_nothing(fixture_archive):
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda d: d["tamiyo"]["recent_decisions"][0].pop("timestamp"),
-         "tamiyo.recent_decisions[0].timestamp: required field is missing"),
+        (
+            lambda d: d["tamiyo"]["recent_decisions"][0].pop("timestamp"),
+            "tamiyo.recent_decisions[0].timestamp: required field is missing",
+        ),
         (lambda d: d["envs"].update({"x": {"env_id": 1}}), "envs['x']: key 'x' is not an integer"),
-        (lambda d: d["best_runs"][0].update(epoch=1.5), "best_runs[0].epoch: expected int, got 1.5"),
-        (lambda d: d["event_log"][2].update(message="a\x00b"),
-         "event_log[2].message: text contains a NUL character, which PostgreSQL cannot store"),
-        (lambda d: d.update(current_batch=2**64), "current_batch: integer 18446744073709551616 is outside the 64-bit range the archive stores"),
-        (lambda d: d.update(start_time="yesterday"), "start_time: expected an ISO-8601 datetime, got 'yesterday'"),
-        (lambda d: d["tamiyo"].update(entropy_history={"a": 1}), "tamiyo.entropy_history: expected a list, got a dict"),
+        (
+            lambda d: d["best_runs"][0].update(epoch=1.5),
+            "best_runs[0].epoch: expected int, got 1.5",
+        ),
+        (
+            lambda d: d["event_log"][2].update(message="a\x00b"),
+            "event_log[2].message: text contains a NUL character, which PostgreSQL cannot store",
+        ),
+        (
+            lambda d: d.update(current_batch=2**64),
+            "current_batch: integer 18446744073709551616 is outside the 64-bit range the archive stores",
+        ),
+        (
+            lambda d: d.update(start_time="yesterday"),
+            "start_time: expected an ISO-8601 datetime, got 'yesterday'",
+        ),
+        (
+            lambda d: d["tamiyo"].update(entropy_history={"a": 1}),
+            "tamiyo.entropy_history: expected a list, got a dict",
+        ),
     ],
 )
 def test_bad_input_messages(archive, mutate, message):

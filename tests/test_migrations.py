@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 
-from sanctum_store import Archive, ArchiveOutdated, ArchiveTooNew, db, migrate
+from sanctum_store import Archive, ArchiveTooNew, db, migrate
 from sanctum_store.cli import main
 from sanctum_store.models import Base
 
@@ -69,8 +69,7 @@ def test_db_check_and_upgrade_commands(tmp_path):
 def test_migrations_ship_inside_the_installed_wheel(tmp_path):
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
-         "-q", "-w", str(wheels)],
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(wheels)],
         check=True,
         cwd=tmp_path,
     )
@@ -91,7 +90,9 @@ def test_migrations_ship_inside_the_installed_wheel(tmp_path):
     for command in (["db", "upgrade"], ["db", "check"]):
         result = subprocess.run(
             [sys.executable, "-c", script, str(site), *command, "--db", str(target)],
-            capture_output=True, text=True, cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
         )
         assert result.returncode == 0, result.stderr
     assert "ok: schema revision" in result.stdout
