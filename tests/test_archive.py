@@ -74,7 +74,7 @@ def test_unknown_fields_of_real_snapshots_come_back(fixture_archive):
 
 
 def test_load_latest_and_by_time(fixture_archive):
-    archive, lines, ids = fixture_archive
+    archive, lines, _ = fixture_archive
     assert archive.load(RUN).captured_at == json.loads(lines[-1])["captured_at"]
     middle = json.loads(lines[9])
     moment = datetime.fromisoformat(middle["captured_at"])
