@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from sanctum_store import codec, db, migrate, reader, schema
 from sanctum_store.errors import RunNotFound, SnapshotInvalid, SnapshotNotFound
-from sanctum_store.persist import Persister, T, utcnow
+from sanctum_store.persist import Persister, T, to_utc, utcnow
 
 #: A running run whose writer has not been heard from for this long reads as ``stale``...
 STALE_AFTER = timedelta(minutes=2)
