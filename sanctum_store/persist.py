@@ -44,6 +44,42 @@ class _LRU(OrderedDict):
             self.popitem(last=False)
 
 
+_INSERTS: dict[tuple[str, str, tuple[str, ...]], tuple[str, list]] = {}
+
+
+def insert_rows(conn: Connection, table: sa.Table, rows_: list[dict]) -> None:
+    """Insert many rows (all with the same keys) in one driver ``executemany``.
+
+    The hot path of the writer: the statement is compiled once per table and key set, and
+    values go through SQLAlchemy's own bind processors (JSON, datetimes), but without the
+    per-row statement machinery of ``conn.execute(insert(table), rows)``. Consumes the dicts.
+    """
+    if not rows_:
+        return
+    keys = tuple(rows_[0])
+    dialect = conn.dialect
+    entry = _INSERTS.get((dialect.name, table.name, keys))
+    if entry is None:
+        quote = dialect.identifier_preparer.quote
+        marker = ":{}" if dialect.name == "sqlite" else "%({})s"
+        sql = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(k) for k in keys)}) "
+            f"VALUES ({', '.join(marker.format(k) for k in keys)})"
+        )
+        processors = []
+        for key in keys:
+            processor = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                processors.append((key, processor))
+        entry = _INSERTS[(dialect.name, table.name, keys)] = (sql, processors)
+    sql, processors = entry
+    if processors:
+        for row in rows_:
+            for key, processor in processors:
+                row[key] = processor(row[key])
+    conn.exec_driver_sql(sql, rows_)
+
+
 @dataclass
 class Window:
     """The last stored window of a history: where it starts and the values' keys."""
@@ -196,7 +232,7 @@ class Persister:
         self.add_links(conn, state, snapshot_id, "decisions", tree["tamiyo"]["recent_decisions"])
         self.add_links(conn, state, snapshot_id, "best_runs", tree["best_runs"])
         if pending.points:
-            conn.execute(sa.insert(T["series_points"]), pending.points)
+            insert_rows(conn, T["series_points"], pending.points)
         return snapshot_id, True
 
     def add_vitals(self, conn: Connection, snapshot_id: int, tree: dict) -> None:
@@ -207,7 +243,7 @@ class Persister:
                 gpu_row = rows.to_row(schema.GPUStats, gpu)
                 gpu_row.update(snapshot_id=snapshot_id, device_key=key, position=position)
                 gpu_rows.append(gpu_row)
-            conn.execute(sa.insert(T["gpu_stats"]), gpu_rows)
+            insert_rows(conn, T["gpu_stats"], gpu_rows)
         counts: dict[str, dict] = {}
         for column, name in (
             ("spawns", "cumulative_blueprint_spawns"),
@@ -227,7 +263,7 @@ class Persister:
                 )
                 entry[column] = count
         if counts:
-            conn.execute(sa.insert(T["blueprint_counts"]), list(counts.values()))
+            insert_rows(conn, T["blueprint_counts"], list(counts.values()))
 
     def add_tamiyo(
         self, conn: Connection, state: RunState, pending: _Pending, snapshot_id: int, tamiyo: dict
@@ -235,7 +271,7 @@ class Persister:
         row = rows.to_row(schema.TamiyoState, tamiyo)
         row["snapshot_id"] = snapshot_id
         self.add_series(conn, state, pending, row, schema.TamiyoState, tamiyo, "", "tamiyo.")
-        conn.execute(sa.insert(T["tamiyo_states"]), row)
+        insert_rows(conn, T["tamiyo_states"], [row])
         counts = [
             {"snapshot_id": snapshot_id, "scope": scope, "action": action, "count": count}
             for scope, name in (
@@ -245,7 +281,7 @@ class Persister:
             for action, count in tamiyo[name].items()
         ]
         if counts:
-            conn.execute(sa.insert(T["action_counts"]), counts)
+            insert_rows(conn, T["action_counts"], counts)
 
     def add_envs(
         self, conn: Connection, state: RunState, pending: _Pending, snapshot_id: int, envs: dict
@@ -254,73 +290,114 @@ class Persister:
         for position, (key, env) in enumerate(envs.items()):
             row = rows.to_row(schema.EnvState, env)
             row.update(snapshot_id=snapshot_id, run_pk=state.run_pk, env_key=key, position=position)
-            self.add_refs(conn, state, row, schema.EnvState, env)
             self.add_series(conn, state, pending, row, schema.EnvState, env, "", f"env{key}.")
             env_rows.append(row)
+        self.add_refs_bulk(
+            conn,
+            state,
+            [(row, schema.EnvState, env) for row, env in zip(env_rows, envs.values(), strict=True)],
+        )
         if env_rows:
-            conn.execute(sa.insert(T["env_states"]), env_rows)
+            insert_rows(conn, T["env_states"], env_rows)
 
     def add_refs(self, conn: Connection, state: RunState, row: dict, cls: type, tree: dict) -> None:
-        for name, table in LAYOUTS[cls].refs.items():
-            value = tree[name]
-            row[f"{name}_id"] = None if value is None else self.value_id(conn, state, table, value)
+        self.add_refs_bulk(conn, state, [(row, cls, tree)])
+
+    def add_refs_bulk(
+        self, conn: Connection, state: RunState, items: list[tuple[dict, type, dict]]
+    ) -> None:
+        """Fill the ``<field>_id`` columns of many rows, resolving their value records together."""
+        wanted = []
+        for row, cls, tree in items:
+            for name, table in LAYOUTS[cls].refs.items():
+                if tree[name] is None:
+                    row[f"{name}_id"] = None
+                else:
+                    wanted.append((row, f"{name}_id", table, tree[name]))
+        ids = self.value_ids(conn, state, [(table, value) for _, _, table, value in wanted])
+        for (row, column, _, _), pk in zip(wanted, ids, strict=True):
+            row[column] = pk
 
     # ----------------------------------------------------------------------------------------
     # Value records: stored once per run and content
     # ----------------------------------------------------------------------------------------
 
     def value_id(self, conn: Connection, state: RunState, table_name: str, tree: Any) -> int:
-        key = (table_name, rows.digest(tree))
-        cached = state.values.get_touch(key)
-        if cached is not None:
-            return cached
-        table = T[table_name]
-        pk = conn.execute(
-            sa.select(table.c.id).where(table.c.run_pk == state.run_pk, table.c.digest == key[1])
-        ).scalar()
-        if pk is None:
-            pk = self._insert_value(conn, state, table_name, tree, key[1])
-        state.values.put(key, pk)
-        return pk
+        return self.value_ids(conn, state, [(table_name, tree)])[0]
 
-    def _insert_value(
-        self, conn: Connection, state: RunState, table_name: str, tree: Any, digest: str
-    ) -> int:
-        table = T[table_name]
-        base = {"run_pk": state.run_pk, "digest": digest}
-        if table_name == "seed_sets":
-            pk = conn.execute(sa.insert(table).returning(table.c.id), base).scalar_one()
-            seed_rows = []
-            for position, (slot_key, seed) in enumerate(tree.items()):
-                seed_row = rows.to_row(schema.SeedState, seed)
-                seed_row.update(seed_set_id=pk, position=position, slot_key=slot_key)
-                seed_rows.append(seed_row)
-            if seed_rows:
-                conn.execute(sa.insert(T["seed_states"]), seed_rows)
-            return pk
-        cls = VALUE_CLASSES[table_name]
-        row = rows.to_row(cls, tree)
-        row.update(base)
-        pk = conn.execute(sa.insert(table).returning(table.c.id), row).scalar_one()
-        if table_name == "counterfactuals" and tree["configs"]:
-            configs = []
-            for position, config in enumerate(tree["configs"]):
-                config_row = rows.to_row(schema.CounterfactualConfig, config)
-                config_row.update(
-                    counterfactual_id=pk,
-                    position=position,
-                    seed_mask=rows.mask_to_text(config["seed_mask"]),
+    def value_ids(
+        self, conn: Connection, state: RunState, requests: list[tuple[str, Any]]
+    ) -> list[int]:
+        """Ids of value records, storing the new ones: a few queries per table, not per record."""
+        keys = [(table_name, rows.digest(tree)) for table_name, tree in requests]
+        resolved: dict[tuple[str, str], int] = {}
+        missing: dict[str, dict[str, Any]] = {}
+        for key, (_, tree) in zip(keys, requests, strict=True):
+            pk = state.values.get_touch(key)
+            if pk is not None:
+                resolved[key] = pk
+            else:
+                missing.setdefault(key[0], {})[key[1]] = tree
+        for table_name, trees in missing.items():
+            table = T[table_name]
+            found: dict[str, int] = {}
+            digests = list(trees)
+            for i in range(0, len(digests), 500):
+                query = sa.select(table.c.digest, table.c.id).where(
+                    table.c.run_pk == state.run_pk, table.c.digest.in_(digests[i : i + 500])
                 )
-                configs.append(config_row)
-            conn.execute(sa.insert(T["counterfactual_configs"]), configs)
-        elif table_name == "shapley_snapshots" and tree["values"]:
-            estimates = []
-            for position, (slot_id, estimate) in enumerate(tree["values"].items()):
-                estimate_row = rows.to_row(schema.ShapleyEstimate, estimate)
-                estimate_row.update(shapley_id=pk, position=position, slot_id=slot_id)
-                estimates.append(estimate_row)
-            conn.execute(sa.insert(T["shapley_estimates"]), estimates)
-        return pk
+                found.update({digest: pk for digest, pk in conn.execute(query)})
+            new = {digest: tree for digest, tree in trees.items() if digest not in found}
+            if new:
+                found.update(self._insert_values(conn, state, table_name, new))
+            for digest, pk in found.items():
+                resolved[(table_name, digest)] = pk
+                state.values.put((table_name, digest), pk)
+        return [resolved[key] for key in keys]
+
+    def _insert_values(
+        self, conn: Connection, state: RunState, table_name: str, new: dict[str, Any]
+    ) -> dict[str, int]:
+        table = T[table_name]
+        cls = VALUE_CLASSES.get(table_name)
+        value_rows = []
+        for digest, tree in new.items():
+            row = rows.to_row(cls, tree) if cls is not None else {}
+            row.update(run_pk=state.run_pk, digest=digest)
+            value_rows.append(row)
+        insert_rows(conn, table, value_rows)
+        ids = {}
+        digests = list(new)
+        for i in range(0, len(digests), 500):
+            query = sa.select(table.c.digest, table.c.id).where(
+                table.c.run_pk == state.run_pk, table.c.digest.in_(digests[i : i + 500])
+            )
+            ids.update({digest: pk for digest, pk in conn.execute(query)})
+        children: list[dict] = []
+        for digest, tree in new.items():
+            pk = ids[digest]
+            if table_name == "seed_sets":
+                for position, (slot_key, seed) in enumerate(tree.items()):
+                    child = rows.to_row(schema.SeedState, seed)
+                    child.update(seed_set_id=pk, position=position, slot_key=slot_key)
+                    children.append(child)
+            elif table_name == "counterfactuals":
+                for position, config in enumerate(tree["configs"]):
+                    child = rows.to_row(schema.CounterfactualConfig, config)
+                    child.update(
+                        counterfactual_id=pk,
+                        position=position,
+                        seed_mask=rows.mask_to_text(config["seed_mask"]),
+                    )
+                    children.append(child)
+            elif table_name == "shapley_snapshots":
+                for position, (slot_id, estimate) in enumerate(tree["values"].items()):
+                    child = rows.to_row(schema.ShapleyEstimate, estimate)
+                    child.update(shapley_id=pk, position=position, slot_id=slot_id)
+                    children.append(child)
+        if children:
+            insert_rows(conn, T[VALUE_CHILDREN[table_name]], children)
+        return ids
 
     # ----------------------------------------------------------------------------------------
     # Histories: windows over append-only series
@@ -418,7 +495,7 @@ class Persister:
             event_row.update(run_pk=state.run_pk, seq=end + offset)
             new_rows.append(event_row)
         if new_rows:
-            conn.execute(sa.insert(T["events"]), new_rows)
+            insert_rows(conn, T["events"], new_rows)
         times = stored_times + [event["relative_time"] for event in events[shared:]]
         overrides = {
             str(position): {"relative_time": event["relative_time"]}
@@ -461,7 +538,7 @@ class Persister:
             }
             for position, (key, pk, item) in enumerate(placed)
         ]
-        conn.execute(sa.insert(T[spec.link_table]), links)
+        insert_rows(conn, T[spec.link_table], links)
 
     def _keyed(self, conn: Connection, state: RunState, kind: str, key: str, item: dict):
         cached = state.keyed.get_touch((kind, key))
@@ -520,27 +597,34 @@ class Persister:
     ) -> None:
         spec = KEYED[kind]
         table, links = T[kind], T[spec.link_table]
-        conn.execute(
-            sa.update(table)
-            .where(table.c.id == pk)
-            .values(**self._keyed_row(conn, state, kind, new))
-        )
-        if kind == "decisions":
-            conn.execute(
-                sa.delete(T["decision_alternatives"]).where(
-                    T["decision_alternatives"].c.decision_pk == pk
-                )
-            )
+        before = self._keyed_row(conn, state, kind, old)
+        after = self._keyed_row(conn, state, kind, new)
+        # Usually a completed outcome: touch only the columns that changed.
+        changed = {k: v for k, v in after.items() if repr(v) != repr(before.get(k))}
+        if changed:
+            conn.execute(sa.update(table).where(table.c.id == pk).values(changed))
+        if kind == "decisions" and repr(old["alternatives"]) != repr(new["alternatives"]):
+            alternatives = T["decision_alternatives"]
+            conn.execute(sa.delete(alternatives).where(alternatives.c.decision_pk == pk))
             self._keyed_children(conn, kind, pk, new)
         fk = links.c[spec.link_fk]
-        for link in conn.execute(sa.select(links).where(fk == pk)).mappings().all():
-            version = apply_overlay(spec.cls, old, link["overlay"])
+        query = sa.select(links.c.snapshot_id, links.c.position, links.c.overlay).where(fk == pk)
+        updates = [
+            {
+                "s": snapshot_id,
+                "p": position,
+                "o": make_overlay(spec.cls, new, apply_overlay(spec.cls, old, overlay)),
+            }
+            for snapshot_id, position, overlay in conn.execute(query)
+        ]
+        if updates:
             conn.execute(
                 sa.update(links)
                 .where(
-                    links.c.snapshot_id == link["snapshot_id"], links.c.position == link["position"]
+                    links.c.snapshot_id == sa.bindparam("s"), links.c.position == sa.bindparam("p")
                 )
-                .values(overlay=make_overlay(spec.cls, new, version))
+                .values(overlay=sa.bindparam("o")),
+                updates,
             )
         state.keyed.put((kind, key), (pk, new))
 
@@ -577,6 +661,12 @@ KEYED = {
     "best_runs": _KeyedSpec(
         schema.BestRunRecord, "record_key", "snapshot_best_runs", "best_run_pk"
     ),
+}
+
+VALUE_CHILDREN = {
+    "seed_sets": "seed_states",
+    "counterfactuals": "counterfactual_configs",
+    "shapley_snapshots": "shapley_estimates",
 }
 
 VALUE_CLASSES = {

@@ -92,6 +92,14 @@ def test_load_latest_and_by_time(fixture_archive):
         archive.load("no-such-run")
 
 
+def test_a_snapshot_without_captured_at_is_identified_by_its_content(archive):
+    first = json.loads(fixture_snapshot_lines()[0]) | {"captured_at": ""}
+    second = json.loads(fixture_snapshot_lines()[1]) | {"captured_at": ""}
+    ids = [archive.save(s, run_id="anon") for s in (first, second, first)]
+    assert ids[0] == ids[2] != ids[1]
+    assert archive.runs().loc[0, "snapshot_count"] == 2
+
+
 def test_saving_the_same_moment_twice_stores_it_once(fixture_archive):
     archive, lines, ids = fixture_archive
     again = [archive.save(json.loads(line)) for line in lines]
@@ -156,6 +164,9 @@ def test_arbitrary_snapshots_round_trip(archive, data):
     # Several snapshots of one run: identities (decision_id, record_id, events) collide across
     # them with different contents, which the archive stores once plus per-snapshot overlays.
     inputs = data.draw(st.lists(snapshots(), min_size=1, max_size=3))
+    for i, snapshot in enumerate(inputs):
+        # captured_at identifies a snapshot within its run: keep the drawn text, make it unique.
+        snapshot["captured_at"] += f"#{i}"
     ids = [archive.save(snapshot, run_id=run_id) for snapshot in inputs]
     for snapshot, snapshot_id in zip(inputs, ids, strict=True):
         assert_same(dataclasses.asdict(archive.load(run_id, at=snapshot_id)), expected(snapshot))
