@@ -18,7 +18,6 @@ after ANALYZE (which autovacuum runs on its own after a bulk load).
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import tempfile
 import time
