@@ -51,8 +51,9 @@ class Archive:
     def __init__(self, url: str | None = None, *, create: bool = True):
         self.url = db.resolve_url(url)
         self.engine = db.create_engine(self.url)
+        self._write_engine = db.for_writing(self.engine)
         if create:
-            migrate.ensure_schema(self.engine)
+            migrate.ensure_schema(self._write_engine)
         else:
             migrate.check(self.engine)
         self._persister = Persister()
@@ -77,7 +78,7 @@ class Archive:
         with self._lock:
             touched: dict[str, list] = {}
             try:
-                with self.engine.begin() as conn:
+                with self._write_engine.begin() as conn:
                     for item in items:
                         rid = item.run_id or item.tree["run_id"]
                         if not rid:
@@ -106,7 +107,7 @@ class Archive:
     def heartbeat(self, run_ids: list[str], at: datetime | None = None) -> None:
         """Record that the runs' writer is alive (without a snapshot)."""
         runs = T["runs"]
-        with self._lock, self.engine.begin() as conn:
+        with self._lock, self._write_engine.begin() as conn:
             conn.execute(
                 sa.update(runs)
                 .where(runs.c.run_id.in_(run_ids))
@@ -117,7 +118,7 @@ class Archive:
         """Mark a run as ended (``finished``, or ``failed`` when training raised)."""
         runs = T["runs"]
         now = to_utc(at) if at else utcnow()
-        with self._lock, self.engine.begin() as conn:
+        with self._lock, self._write_engine.begin() as conn:
             conn.execute(
                 sa.update(runs)
                 .where(runs.c.run_id == run_id)
@@ -127,7 +128,7 @@ class Archive:
     def delete_run(self, run_id: str) -> None:
         """Delete a run and everything stored for it."""
         runs = T["runs"]
-        with self._lock, self.engine.begin() as conn:
+        with self._lock, self._write_engine.begin() as conn:
             deleted = conn.execute(sa.delete(runs).where(runs.c.run_id == run_id)).rowcount
         self._persister.forget(run_id)
         if not deleted:

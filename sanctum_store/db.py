@@ -38,8 +38,9 @@ def create_engine(url: str, **kwargs) -> Engine:
     """An engine for the archive, with the backend's settings applied once per connection.
 
     SQLite: WAL journal, foreign keys on, a busy timeout, ``synchronous=NORMAL`` (safe with
-    WAL), and transactions that take the write lock when they begin (``BEGIN IMMEDIATE``), so
-    two writers queue on the busy timeout instead of failing on a lock upgrade.
+    WAL). Reads begin deferred transactions, which never block writers; engines made with
+    :func:`for_writing` begin with ``BEGIN IMMEDIATE`` and take the write lock up front, so two
+    writers queue on the busy timeout instead of failing on a lock upgrade.
     PostgreSQL (psycopg 3): connections are checked before use, so a restarted server costs
     one retry, not an error.
     """
@@ -71,6 +72,12 @@ def create_engine(url: str, **kwargs) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def for_writing(engine: Engine) -> Engine:
+    """The same engine (and pool), with transactions that take SQLite's write lock at BEGIN."""
+    return engine.execution_options(sqlite_begin="IMMEDIATE")

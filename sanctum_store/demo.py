@@ -296,6 +296,10 @@ def _alpha(curve: str, x: float) -> float:
     return (1 / (1 + math.exp(-k * (x - 0.5))) - lo) / (hi - lo)
 
 
+def _clip(x: float, low: float, high: float) -> float:
+    return float(min(max(x, low), high))
+
+
 def _entropy(p: np.ndarray) -> float:
     p = p[p > 0]
     return float(-(p * np.log(p)).sum())
@@ -356,6 +360,7 @@ class _Sim:
         self.now, self.prev_risk, self.ids = run.start, 0.0, set()
         self.pending: list[schema.DecisionSnapshot] = []  # awaiting reward or TD advantage
         self.lifespans: list[int] = []
+        self.avg_lifespan = 0.0
         self.per_batch = {"germination": [0], "prune": [0], "fossilize": [0]}
         episodes, counts = run.max_batches * run.n_envs, dict.fromkeys(schema.BASE_ACTIONS, 0)
         anneal = {"start": ENTROPY_COEF[0], "end": ENTROPY_COEF[1]}
@@ -439,7 +444,7 @@ class _Sim:
             env.host_loss = 2.3 * (1 - acc / 100) ** 1.1 + 0.05 + float(self.rng.normal(0, 0.01))
             env.last_update = t
             actions.append((env, *self._act(env, e, h)))
-        snap.mean_accuracy_history.append(float(np.mean([a[0].host_accuracy for a in actions])))
+        snap.mean_accuracy_history.append(statistics.fmean(a[0].host_accuracy for a in actions))
         snap.total_events_received += run.n_envs  # per-env epoch and reward telemetry
         self._settle_decisions()
         self._record_decision(actions, b, e, h)
@@ -521,7 +526,7 @@ class _Sim:
                 if eis >= seed.blend_tempo_epochs:
                     seed.alpha = 1.0
                     self._set_stage(env, seed, "HOLDING")
-                elif seed.alpha * truth.contrib < -0.25:
+                elif seed.alpha * truth.contrib < -0.15:
                     self._end_seed(env, seed, "PRUNED", "negative_contribution", auto=True)
             elif eis > {"TRAINING": 10, "HOLDING": 8}.get(seed.stage, 10**9):
                 self._end_seed(env, seed, "PRUNED", "timeout", auto=True)
@@ -536,6 +541,7 @@ class _Sim:
         snap, bp, slot = self.snap, seed.blueprint_id, seed.slot_id
         seed.improvement = seed.accuracy_delta
         self.lifespans.append(seed.epochs_total)
+        self.avg_lifespan = statistics.fmean(self.lifespans)
         self._set_stage(env, seed, stage)
         if stage == "FOSSILIZED":
             env.fossilized_count += 1
@@ -652,7 +658,7 @@ class _Sim:
             env.gaming_trigger_count += gamed
             contributing = [s for s in live if s.stage in schema.CONTRIBUTING_STAGES]
             credit = 0.05 * sum(s.counterfactual for s in contributing)
-            parts["bounded_attribution"] = float(np.clip(credit, -0.3, 0.3))
+            parts["bounded_attribution"] = _clip(credit, -0.3, 0.3)
             parts["alpha_shock"] = -0.02 * len(blending)
             parts["ratio_penalty"] = -0.2 * gamed
             parts["fossilize_terminal_bonus"] = 0.2 * (last == "FOSSILIZE")
@@ -662,7 +668,7 @@ class _Sim:
         parts = {k: float(v) + 0.0 for k, v in parts.items()}  # + 0.0 turns -0.0 into 0.0
         rc = schema.RewardComponents(sum(parts.values()), **parts, env_id=env.env_id, val_acc=acc)
         rc.last_action, rc.scaffold_count = last, env.fossilized_count
-        rc.avg_scaffold_delay = float(np.mean(self.lifespans)) if self.lifespans else 0.0
+        rc.avg_scaffold_delay = self.avg_lifespan
         env.reward_components = rc
         env.add_reward(rc.total, e)
         env.total_reward_steps += 1
@@ -724,7 +730,7 @@ class _Sim:
         """Confidence in the chosen option of a k-way head, and the head's entropy."""
         if k <= 1:
             return 1.0, 0.0
-        conf = float(np.clip(1 / k + (1 - 1 / k) * (1 - h) + self.rng.normal(0, 0.08), 0.1, 0.98))
+        conf = _clip(1 / k + (1 - 1 / k) * (1 - h) + self.rng.normal(0, 0.08), 0.1, 0.98)
         return conf, _entropy(np.append(self.rng.dirichlet(np.ones(k - 1)) * (1 - conf), conf))
 
     def _record_decision(self, actions: list, b: int, e: int, h: float) -> None:
@@ -733,7 +739,7 @@ class _Sim:
         rng, snap = self.rng, self.snap
         acting = [a for a in actions if a[1] != "WAIT"] or actions
         env, op, slot, details = acting[int(rng.integers(len(acting)))]
-        confidence = float(np.clip(0.3 + 0.65 * (1.0 - h) + rng.normal(0, 0.08), 0.2, 0.97))
+        confidence = _clip(0.3 + 0.65 * (1.0 - h) + rng.normal(0, 0.08), 0.2, 0.97)
         others = [a for a in schema.BASE_ACTIONS if a != op]
         probs = rng.dirichlet(np.ones(len(others))) * (1.0 - confidence)
         states = {}
@@ -803,8 +809,8 @@ class _Sim:
         self._drop_old_decisions()
         frac = b / max(1, run.max_batches - 1)
         entropy = 0.5 + 1.1 * math.exp(-2.3 * frac) + rng.normal(0.0, 0.035)
-        kl = float(np.clip(rng.lognormal(math.log(0.008), 0.45), 0.002, 0.03))
-        clip = float(np.clip(0.06 + 4.0 * kl + rng.normal(0.0, 0.02), 0.05, 0.25))
+        kl = _clip(rng.lognormal(math.log(0.008), 0.45), 0.002, 0.03)
+        clip = _clip(0.06 + 4.0 * kl + rng.normal(0.0, 0.02), 0.05, 0.25)
         ev = 0.75 * (1 - math.exp(-3.0 * frac)) + rng.normal(0.0, 0.06)
         coef = ENTROPY_COEF[0] + (ENTROPY_COEF[1] - ENTROPY_COEF[0]) * frac
         returns = [env.cumulative_reward for env in snap.envs.values()]
@@ -896,7 +902,7 @@ class _Sim:
         life.active_count, life.total_slots = snap.active_slots, snap.total_slots
         ended = counts["fossilize"] + counts["prune"]
         life.blend_success_rate = counts["fossilize"] / ended if ended else 0.0
-        life.avg_lifespan_epochs = float(np.mean(self.lifespans)) if self.lifespans else 0.0
+        life.avg_lifespan_epochs = self.avg_lifespan
         stats = snap.episode_stats  # every episode runs to max_epochs: a timeout in esper terms
         stats.length_mean, stats.length_min = float(run.max_epochs), run.max_epochs
         stats.length_max = run.max_epochs
@@ -910,8 +916,8 @@ class _Sim:
         load = 0.45 + 0.2 * min(1.0, run.n_envs / 128)
         vitals.gpu_stats = {}
         for i in range(max(1, min(8, run.n_envs // 32))):
-            used = total * float(np.clip(load + noise.normal(0, 0.02), 0.1, 0.88))
-            util, temp = float(np.clip(noise.normal(85, 5), 0, 100)), float(noise.normal(70, 3))
+            used = total * _clip(load + noise.normal(0, 0.02), 0.1, 0.88)
+            util, temp = _clip(noise.normal(85, 5), 0, 100), float(noise.normal(70, 3))
             vitals.gpu_stats[i] = schema.GPUStats(i, used, total, util, temp)
         gpu = vitals.gpu_stats[0]
         vitals.gpu_memory_used_gb, vitals.gpu_memory_total_gb = gpu.memory_used_gb, total

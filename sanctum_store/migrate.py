@@ -63,7 +63,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     Safe when several processes open a fresh archive at once: the migration runs under the
     database's write lock and re-reads the revision once it holds it.
     """
-    with engine.begin() as connection:
+    with db.for_writing(engine).begin() as connection:
         _lock(connection)
         before = current_revision(connection)
         if before not in (None, *known_revisions()):

@@ -298,3 +298,16 @@ def test_snapshot_without_run_id_needs_one(archive):
         archive.save(schema.SanctumSnapshot())
     snapshot_id = archive.save(schema.SanctumSnapshot(), run_id="given")
     assert archive.snapshot_ids("given") == [snapshot_id]
+
+
+def test_a_reader_never_blocks_a_writer(sqlite_url):
+    lines = fixture_snapshot_lines()
+    with Archive(sqlite_url) as archive:
+        archive.save(json.loads(lines[0]))
+        with archive.engine.connect() as reader:
+            count = sa.text("SELECT count(*) FROM snapshots")
+            assert reader.execute(count).scalar() == 1  # a read transaction is now open
+            archive.save(json.loads(lines[1]))  # would wait on a lock held by the reader
+            assert reader.execute(count).scalar() == 1  # the reader keeps its snapshot
+        with archive.engine.connect() as fresh:
+            assert fresh.execute(count).scalar() == 2

@@ -14,7 +14,7 @@ from conftest import fixture_snapshot_lines
 from helpers import assert_same
 
 from sanctum_store import Archive, SnapshotWriter, codec, record
-from sanctum_store.db import create_engine, is_sqlite
+from sanctum_store.db import create_engine, for_writing, is_sqlite
 from sanctum_store.writer import is_transient
 
 
@@ -45,7 +45,7 @@ class WriteLock:
 
     def __init__(self, url: str):
         self.engine = create_engine(url)
-        self.conn = self.engine.connect()
+        self.conn = for_writing(self.engine).connect()
         if is_sqlite(url):
             self.tx = self.conn.begin()  # BEGIN IMMEDIATE: the write lock
         else:
