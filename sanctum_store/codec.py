@@ -282,11 +282,25 @@ def _sequence(value: Any, kind: str) -> list:
 
 
 def _convert(spec: Spec, value: Any) -> Any:
+    kind = spec.kind
+    # Fast paths for the values that make up almost every snapshot.
+    t = type(value)
+    if t is float:
+        if kind == "float":
+            return value
+    elif t is int:
+        if kind == "int" and _INT64[0] <= value <= _INT64[1]:
+            return value
+    elif t is str:
+        if kind == "str" and value.isascii() and "\x00" not in value:
+            return value
+    elif t is bool:
+        if kind == "bool":
+            return value
     if value is None:
         if spec.optional or spec.kind == "free":
             return None
         raise _Invalid(f"expected {_describe(spec)}, got None")
-    kind = spec.kind
     scalar = _SCALAR.get(kind)
     if scalar is not None:
         return scalar(value)
@@ -296,6 +310,8 @@ def _convert(spec: Spec, value: Any) -> Any:
         # A deque longer than its maxlen is kept whole (real esper histories outgrow the
         # spec's maxlen); building the schema object keeps the last maxlen, as deque does.
         items = _sequence(value, _describe(spec))
+        if spec.item.kind == "float" and all(type(item) is float for item in items):
+            return tuple(items) if kind == "tuple" else items
         out = []
         for i, item in enumerate(items):
             try:
@@ -354,16 +370,27 @@ def _describe(spec: Spec) -> str:
     return spec.kind
 
 
-def _known_and_unknown(info: ClassInfo, obj: Any) -> tuple[Callable[[str], Any], list[str]]:
+def _known_and_unknown(info: ClassInfo, obj: Any) -> tuple[Callable[[str, Any], Any], list[str]]:
+    """How to read a field of ``obj`` (``get(name, default)``), and its unknown field names."""
     if isinstance(obj, Mapping):
-        return (lambda name: obj.get(name, _MISSING)), [k for k in obj if k not in info.names]
+        if info.names.issuperset(obj):
+            return obj.get, []
+        return obj.get, [k for k in obj if k not in info.names]
+    if type(obj) is info.cls and not info.slots:
+        # Our own dataclass: fields live in __dict__, and only extra attributes are unknown.
+        attributes = obj.__dict__
+        if len(attributes) == len(info.names):
+            return attributes.get, []
+        return attributes.get, [k for k in attributes if k not in info.names]
     names: list[str] = []
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         names = [f.name for f in dataclasses.fields(obj)]
     instance_dict = getattr(obj, "__dict__", None)
     if instance_dict:
         names.extend(k for k in instance_dict if k not in names)
-    return (lambda name: getattr(obj, name, _MISSING)), [n for n in names if n not in info.names]
+    return (lambda name, default: getattr(obj, name, default)), [
+        n for n in names if n not in info.names
+    ]
 
 
 def _convert_object(info: ClassInfo, obj: Any) -> dict:
@@ -372,21 +399,22 @@ def _convert_object(info: ClassInfo, obj: Any) -> dict:
     get, unknown = _known_and_unknown(info, obj)
     out: dict[str, Any] = {}
     for f in info.fields:
-        value = get(f.name)
+        name = f.name
+        value = get(name, _MISSING)
         try:
             if value is _MISSING:
                 if f.required:
                     raise _Invalid("required field is missing")
-                out[f.name] = f.default()
+                out[name] = f.default()
             else:
-                out[f.name] = _convert(f.spec, value)
+                out[name] = _convert(f.spec, value)
         except _Invalid as e:
-            raise e.at(f".{f.name}") from None
+            raise e.at(f".{name}") from None
     if unknown:
         extra = {}
         for name in unknown:
             try:
-                extra[_check_key(name)] = free_value(get(name))
+                extra[_check_key(name)] = free_value(get(name, _MISSING))
             except _Invalid as e:
                 raise e.at(f".{name}") from None
         out[EXTRA] = extra

@@ -37,7 +37,7 @@ HOST_PARAMS = 1_200_000
 LEARNING_RATE = 3e-4
 ENTROPY_COEF = (0.05, 0.01)  # annealed from the first to the second over a run
 CHANCE_ACCURACY = 10.0  # host accuracy (%) before any training
-BASE_CEILING = 71.5  # what the host's curve approaches before cohort, skill and seeds
+BASE_CEILING = 72.5  # what the host's curve approaches before cohort, skill and seeds
 RUN_SD = 2.0  # run-to-run standard deviation of the ceiling, in accuracy points
 
 
@@ -62,14 +62,14 @@ class Blueprint(NamedTuple):
 
 #: Bigger and more exotic blueprints help more on average but are riskier.
 BLUEPRINTS = {
-    "conv_light": Blueprint(36_992, 0.9, 0.7, 0.02),
-    "conv_heavy": Blueprint(147_712, 1.3, 1.2, 0.03),
-    "attention": Blueprint(66_048, 1.0, 1.5, 0.12),
-    "norm": Blueprint(512, 0.35, 0.4, 0.01),
-    "mlp": Blueprint(33_024, 0.4, 0.9, 0.05),
-    "lora": Blueprint(8_192, 0.7, 0.5, 0.02),
-    "depthwise": Blueprint(9_472, 0.6, 0.6, 0.02),
-    "bottleneck": Blueprint(24_576, 0.8, 1.0, 0.08),
+    "conv_light": Blueprint(36_992, 0.55, 0.4, 0.02),
+    "conv_heavy": Blueprint(147_712, 0.8, 0.7, 0.03),
+    "attention": Blueprint(66_048, 0.6, 0.9, 0.12),
+    "norm": Blueprint(512, 0.2, 0.25, 0.01),
+    "mlp": Blueprint(33_024, 0.25, 0.55, 0.05),
+    "lora": Blueprint(8_192, 0.45, 0.3, 0.02),
+    "depthwise": Blueprint(9_472, 0.35, 0.35, 0.02),
+    "bottleneck": Blueprint(24_576, 0.5, 0.6, 0.08),
 }
 _BP_NAMES, _BP_MEANS = tuple(BLUEPRINTS), np.array([bp.mean for bp in BLUEPRINTS.values()])
 
@@ -84,19 +84,9 @@ ALPHA_TARGETS, ALPHA_SPEEDS = ("HALF", "SEVENTY", "FULL"), ("FAST", "MEDIUM", "S
 HEAD_CHOICES = {"blueprint": 8, "style": 3, "tempo": 3, "alpha_target": 3, "alpha_speed": 3}
 HEAD_CHOICES |= {"alpha_curve": 4, "curve": 4, "op": len(schema.BASE_ACTIONS)}
 _MAX_OP_ENTROPY = math.log(len(schema.BASE_ACTIONS))
-_MESSAGES = {
-    "TRAINING_STARTED": "Training started",
-    "SEED_GERMINATED": "Germinated",
-    "SEED_STAGE_CHANGED": "Stage changed",
-    "SEED_FOSSILIZED": "Fossilized",
-    "SEED_PRUNED": "Pruned",
-    "REWARD_COMPUTED": "Reward computed",
-    "EPOCH_COMPLETED": "Epoch completed",
-    "PPO_UPDATE_COMPLETED": "PPO update",
-    "BATCH_EPOCH_COMPLETED": "Batch completed",
-}
 
 EMBARGO_EPOCHS = 2  # a pruned slot shows PRUNED this long before it is DORMANT again
+TIMEOUT_EPOCHS = {"TRAINING": 10, "HOLDING": 8}  # left waiting longer: pruned
 MAX_FACTORIAL = 6  # with more live seeds than this, no 2^n counterfactual matrix
 DECISION_MAX_AGE = 120.0  # seconds, as in esper's aggregator
 MAX_DECISIONS, MAX_EVENTS, MAX_BEST_RUNS = 8, 100, 10
@@ -159,12 +149,13 @@ def plan_runs(n_runs: int = 12, seed: int = 0, *, now: datetime | None = None) -
 
 
 def _stratified_skills(rng: np.random.Generator, n_runs: int) -> np.ndarray:
-    """Run offsets with sd RUN_SD, Latin-hypercube sampled within each cohort: even at 4 runs
-    per cohort the cohort means sit near the intended effects while single runs overlap."""
-    skills, normal = np.zeros(n_runs), statistics.NormalDist(0.0, RUN_SD)
+    """Run offsets with sd RUN_SD. Each cohort's finished runs (all but the last two) take
+    stratified quantiles (near the middle of k equal strata, in random order), so that even at
+    3-4 runs per cohort the cohort means sit near the intended effects while runs overlap."""
+    skills, normal = rng.normal(0.0, RUN_SD, n_runs), statistics.NormalDist(0.0, RUN_SD)
     for c in range(len(COHORTS)):
-        members = np.arange(c, n_runs, len(COHORTS))
-        strata = rng.permutation(len(members)) + rng.uniform(0.1, 0.9, len(members))
+        members = np.arange(c, n_runs - 2, len(COHORTS))
+        strata = rng.permutation(len(members)) + rng.uniform(0.4, 0.6, len(members))
         skills[members] = [normal.inv_cdf(q / len(members)) for q in strata]
     return skills
 
@@ -233,9 +224,10 @@ def snapshot_stream(n_envs: int, n_slots: int, n: int, seed: int = 0) -> Iterato
     for _, batch, epoch in steps:
         if (batch, epoch) == (1, 15):
             break
-    for _ in range(n):
+    for i in range(n):  # up to ~2,500 snapshots: 100 batches of 25 epochs
+        if i and next(steps, None) is None:
+            return
         yield sim.snapshot()
-        next(steps)
 
 
 def large_snapshot(n_envs: int = 128, n_slots: int = 3, seed: int = 0) -> SanctumSnapshot:
@@ -404,7 +396,9 @@ class _Sim:
 
     def _event(self, event_type: str, env_id: int | None = None, **meta) -> None:
         snap, event_id = self.snap, uuid.UUID(bytes=self.rng.bytes(16), version=4)
-        when, message = self.now.strftime("%H:%M:%S"), _MESSAGES[event_type]
+        # A generic message ("Germinated", "PPO update completed"); specifics go in metadata.
+        message = event_type.removeprefix("SEED_").replace("_", " ").capitalize()
+        when, message = self.now.strftime("%H:%M:%S"), message.replace("Ppo", "PPO")
         meta = {"event_id": str(event_id), **meta}
         entry = schema.EventLogEntry(when, event_type, env_id, message, snap.current_episode)
         entry.relative_time, entry.metadata = "(0s)", meta
@@ -426,8 +420,8 @@ class _Sim:
             env.reward_mode, env.last_update = run.reward_mode, self.now
             env.seeds = {s: SeedState(s) for s in self.slot_ids}
         self.truth: dict[int, dict[str, _Truth]] = {i: {} for i in range(run.n_envs)}
-        self.env_ceiling = self.ceiling + rng.normal(0.0, 0.6, size=run.n_envs)
-        self.env_tau = 7.0 * rng.lognormal(0.0, 0.1, size=run.n_envs)
+        self.env_ceiling = self.ceiling + rng.normal(0.0, 0.4, size=run.n_envs)
+        self.env_tau = 6.0 * rng.lognormal(0.0, 0.1, size=run.n_envs)
         self.ar_noise = np.zeros(run.n_envs)
 
     def _epoch(self, b: int, e: int, t: datetime) -> None:
@@ -447,7 +441,12 @@ class _Sim:
         snap.mean_accuracy_history.append(statistics.fmean(a[0].host_accuracy for a in actions))
         snap.total_events_received += run.n_envs  # per-env epoch and reward telemetry
         self._settle_decisions()
-        self._record_decision(actions, b, e, h)
+        # The TUI shows a sample of Tamiyo's choices: actions rather than WAITs, one per epoch
+        # and 32 envs, so that 8 of them span a couple of epochs at any scale.
+        shuffled = [actions[i] for i in self.rng.permutation(len(actions))]
+        shuffled.sort(key=lambda a: a[1] == "WAIT")
+        for env, op, slot, details in shuffled[: max(1, run.n_envs // 32)]:
+            self._record_decision(env, op, slot, details, b, e, h)
         last = actions[-1][0].reward_components
         self._event("REWARD_COMPUTED", last.env_id, total=last.total, action=last.last_action)
         self._event("EPOCH_COMPLETED", epoch=e, mean_accuracy=snap.mean_accuracy_history[-1])
@@ -526,9 +525,9 @@ class _Sim:
                 if eis >= seed.blend_tempo_epochs:
                     seed.alpha = 1.0
                     self._set_stage(env, seed, "HOLDING")
-                elif seed.alpha * truth.contrib < -0.15:
+                elif seed.alpha * truth.contrib < -0.1:
                     self._end_seed(env, seed, "PRUNED", "negative_contribution", auto=True)
-            elif eis > {"TRAINING": 10, "HOLDING": 8}.get(seed.stage, 10**9):
+            elif eis > TIMEOUT_EPOCHS.get(seed.stage, eis):
                 self._end_seed(env, seed, "PRUNED", "timeout", auto=True)
 
     def _set_stage(self, env: EnvState, seed: SeedState, stage: str) -> None:
@@ -536,7 +535,9 @@ class _Sim:
         self._event("SEED_STAGE_CHANGED", env.env_id, **transition)
         seed.stage, seed.epochs_in_stage = stage, 0
 
-    def _end_seed(self, env, seed: SeedState, stage: str, reason="", *, auto=False) -> None:
+    def _end_seed(
+        self, env: EnvState, seed: SeedState, stage: str, reason: str = "", *, auto: bool = False
+    ) -> None:
         """Fossilize or prune a seed, with every count that follows."""
         snap, bp, slot = self.snap, seed.blueprint_id, seed.slot_id
         seed.improvement = seed.accuracy_delta
@@ -563,7 +564,7 @@ class _Sim:
 
     def _germinate(self, env: EnvState, slot: str, h: float) -> dict:
         rng, snap = self.rng, self.snap
-        probs = np.exp(_BP_MEANS / (0.15 + 1.2 * h))  # a sharper policy prefers what paid off
+        probs = np.exp(_BP_MEANS / (0.1 + 0.7 * h))  # a sharper policy prefers what paid off
         probs /= probs.sum()
         choice = int(rng.choice(len(_BP_NAMES), p=probs))
         name, bp = _BP_NAMES[choice], BLUEPRINTS[_BP_NAMES[choice]]
@@ -579,7 +580,7 @@ class _Sim:
         self._event("SEED_GERMINATED", env.env_id, slot_id=slot, blueprint=name)
         style = STYLES[int(rng.integers(len(STYLES)))]
         details = {"blueprint": name, "tempo": TEMPOS[tempo], "curve": curve, "style": style}
-        return details | {"blueprint_p": float(probs[choice])}
+        return details | {"blueprint_p": float(probs[choice]), "blueprint_h": _entropy(probs)}
 
     # -- measurement and reward ----------------------------------------------------------------
 
@@ -687,11 +688,11 @@ class _Sim:
                     candidates.append(("PRUNE", slot, decisive))
             elif seed.stage == "TRAINING" and seed.epochs_in_stage >= 3:
                 # How well she judges a training seed improves as she learns.
-                noise = (0.3 + 1.2 * h) / math.sqrt(seed.epochs_in_stage)
+                noise = (0.2 + 0.7 * h) / math.sqrt(seed.epochs_in_stage)
                 signal = self.truth[env.env_id][slot].contrib + rng.normal(0.0, noise)
                 if signal > 0.0:
                     candidates.append(("ADVANCE", slot, decisive))
-                elif signal < -0.3:
+                elif signal < -0.2:
                     candidates.append(("PRUNE", slot, 0.8 * decisive))
             elif seed.stage == "BLENDING":
                 candidates.append(("SET_ALPHA_TARGET", slot, 0.06))
@@ -730,15 +731,14 @@ class _Sim:
         """Confidence in the chosen option of a k-way head, and the head's entropy."""
         if k <= 1:
             return 1.0, 0.0
-        conf = _clip(1 / k + (1 - 1 / k) * (1 - h) + self.rng.normal(0, 0.08), 0.1, 0.98)
-        return conf, _entropy(np.append(self.rng.dirichlet(np.ones(k - 1)) * (1 - conf), conf))
+        conf = _clip(1 / k + (1 - 1 / k) * (1 - h) + self.rng.normal(0, 0.08), 1 / k, 0.98)
+        rest = (1 - conf) / (k - 1)  # spread evenly over the other options
+        return conf, -conf * math.log(conf) - (1 - conf) * math.log(rest)
 
-    def _record_decision(self, actions: list, b: int, e: int, h: float) -> None:
-        """Keep one decision per epoch (an action rather than a WAIT when there is one), as the
-        TUI shows a sample of Tamiyo's choices."""
+    def _record_decision(
+        self, env: EnvState, op: str, slot: str | None, details: dict, b: int, e: int, h: float
+    ) -> None:
         rng, snap = self.rng, self.snap
-        acting = [a for a in actions if a[1] != "WAIT"] or actions
-        env, op, slot, details = acting[int(rng.integers(len(acting)))]
         confidence = _clip(0.3 + 0.65 * (1.0 - h) + rng.normal(0, 0.08), 0.2, 0.97)
         others = [a for a in schema.BASE_ACTIONS if a != op]
         probs = rng.dirichlet(np.ones(len(others))) * (1.0 - confidence)
@@ -751,9 +751,10 @@ class _Sim:
         per_head = {}
         for head, k in heads.items():
             per_head[f"{head}_confidence"], per_head[f"{head}_entropy"] = self._head(k, h)
-        if "blueprint_p" in details:
-            per_head["blueprint_confidence"] = details["blueprint_p"]
-        chosen = {f"chosen_{k}": v for k, v in details.items() if k != "blueprint_p"}
+        if "blueprint_p" in details:  # the blueprint head's actual distribution
+            per_head["blueprint_confidence"] = details.pop("blueprint_p")
+            per_head["blueprint_entropy"] = details.pop("blueprint_h")
+        chosen = {f"chosen_{k}": v for k, v in details.items()}
         entropy = _entropy(np.append(probs, confidence))
         decision = schema.DecisionSnapshot(
             timestamp=self.now - timedelta(seconds=float(rng.uniform(0.05, 1.5))),
@@ -783,6 +784,7 @@ class _Sim:
     def _drop_old_decisions(self) -> None:
         decisions = self.snap.tamiyo.recent_decisions
         cutoff = self.now - timedelta(seconds=DECISION_MAX_AGE)
+        decisions.sort(key=lambda d: d.timestamp, reverse=True)
         decisions[:] = [d for d in decisions[:MAX_DECISIONS] if d.timestamp >= cutoff]
 
     def _settle_decisions(self, terminal: bool = False) -> None:
