@@ -294,9 +294,8 @@ def _convert(spec: Spec, value: Any) -> Any:
     elif t is str:
         if kind == "str" and value.isascii() and "\x00" not in value:
             return value
-    elif t is bool:
-        if kind == "bool":
-            return value
+    elif t is bool and kind == "bool":
+        return value
     if value is None:
         if spec.optional or spec.kind == "free":
             return None
