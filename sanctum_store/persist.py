@@ -147,7 +147,7 @@ class Persister:
             runs = T["runs"]
             pk = conn.execute(sa.select(runs.c.id).where(runs.c.run_id == run_id)).scalar()
             if pk is None:
-                now = utcnow()
+                now = to_utc(seen_at) if seen_at else utcnow()
                 values = {
                     "run_id": run_id,
                     "first_seen": now,

@@ -4,12 +4,10 @@ for the archive."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
-import math
 import statistics
-import sys
-import types
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +19,23 @@ from sanctum_store.schema import SanctumSnapshot
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 PRUNE_REASONS = {"negative_contribution", "gradient_vanishing", "timeout", "policy"}
+REWARD_PARTS = (
+    "base_acc_delta",
+    "bounded_attribution",
+    "seed_contribution",
+    "compute_rent",
+    "alpha_shock",
+    "ratio_penalty",
+    "stage_bonus",
+    "fossilize_terminal_bonus",
+    "blending_warning",
+    "holding_warning",
+    "hindsight_credit",
+)
+
+
+def short(run: demo.DemoRun, batches: int = 2) -> demo.DemoRun:
+    return dataclasses.replace(run, max_batches=batches)
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +45,14 @@ def plan() -> list[demo.DemoRun]:
 
 @pytest.fixture(scope="module")
 def cohort_runs(plan) -> dict[str, list[tuple[datetime, SanctumSnapshot]]]:
-    """Every planned run, a snapshot at each batch end (and at the stop of unfinished runs)."""
-    return {run.run_id: list(demo.simulate(run, every_epochs=run.max_epochs)) for run in plan}
+    """Every planned run, a snapshot at each batch end (and at the stop of unfinished runs);
+    finished runs cut to 3 batches to keep the suite fast."""
+    return {
+        run.run_id: list(
+            demo.simulate(short(run, 3) if run.outcome == "finished" else run, every_epochs=25)
+        )
+        for run in plan
+    }
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +76,13 @@ def final_accuracy(snapshots: list[tuple[datetime, SanctumSnapshot]]) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def short(run: demo.DemoRun) -> demo.DemoRun:
-    return dataclasses.replace(run, max_batches=2)
-
-
 def test_same_run_gives_identical_snapshots(plan):
-    first = [(at, dataclasses.asdict(s)) for at, s in demo.simulate(short(plan[1]))]
-    again = [(at, dataclasses.asdict(s)) for at, s in demo.simulate(short(plan[1]))]
+    first = [
+        (at, dataclasses.asdict(s)) for at, s in demo.simulate(short(plan[1]), every_epochs=10)
+    ]
+    again = [
+        (at, dataclasses.asdict(s)) for at, s in demo.simulate(short(plan[1]), every_epochs=10)
+    ]
     assert len(first) > 5
     assert_same(first, again)
 
@@ -72,7 +93,7 @@ def test_different_seed_gives_different_runs(plan):
     a = [dataclasses.asdict(s) for _, s in demo.simulate(short(plan[0]), every_epochs=25)]
     b = [dataclasses.asdict(s) for _, s in demo.simulate(short(other[0]), every_epochs=25)]
     assert differences(a, b)
-    assert a[-1]["envs"][0]["accuracy_history"] != b[-1]["envs"][0]["accuracy_history"]
+    assert a[-2]["envs"][0]["accuracy_history"] != b[-2]["envs"][0]["accuracy_history"]
 
 
 def test_yielded_snapshots_are_independent(plan):
@@ -84,10 +105,12 @@ def test_yielded_snapshots_are_independent(plan):
 
 
 def test_trajectory_does_not_depend_on_the_snapshot_rate(plan):
+    run = short(plan[0], 1)
+
     def batch_ends(every):
         return [
             (at, [list(e.accuracy_history) for e in s.envs.values()], s.tamiyo.entropy)
-            for at, s in demo.simulate(short(plan[0]), every_epochs=every)
+            for at, s in demo.simulate(run, every_epochs=every)
             if s.envs[0].current_epoch == s.max_epochs
         ]
 
@@ -97,7 +120,8 @@ def test_trajectory_does_not_depend_on_the_snapshot_rate(plan):
 def test_plan_is_deterministic_for_its_arguments(plan):
     assert demo.plan_runs(12, seed=0, now=NOW) == plan
     later = demo.plan_runs(12, seed=0, now=NOW + timedelta(hours=1))
-    assert [r.start - p.start for r, p in zip(later, plan, strict=True)][-1] == timedelta(hours=1)
+    assert [r.run_id for r in later] == [r.run_id for r in plan]
+    assert {r.start - p.start for r, p in zip(later, plan, strict=True)} == {timedelta(hours=1)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,7 +159,7 @@ def test_runs_end_where_their_outcome_says(plan, cohort_runs):
             assert last.current_batch < run.max_batches - 1
         else:
             assert last_at < NOW - timedelta(minutes=10)
-            assert last.current_batch == run.max_batches
+            assert last.current_batch == last.max_batches
             assert len(last.best_runs) == 10
 
 
@@ -145,8 +169,11 @@ def test_cohorts_differ_in_the_intended_direction_but_overlap(plan, cohort_runs)
         if run.outcome == "finished":
             finals[run.reward_mode].append(final_accuracy(cohort_runs[run.run_id]))
     means = {mode: statistics.fmean(values) for mode, values in finals.items()}
-    assert means["shaped"] > means["simplified"] > means["sparse"]
-    assert 0.5 < means["shaped"] - means["sparse"] < 4.0
+    # Built in: shaped +1.5 over sparse, simplified +0.8, runs varying with sd ~2. At 3-4 runs
+    # per cohort only the larger gap is safely above the noise.
+    assert 0.5 < means["shaped"] - means["sparse"] < 3.0
+    assert means["sparse"] - 1.0 < means["simplified"] < means["shaped"] + 1.0
+    assert all(0.5 < statistics.stdev(values) < 3.5 for values in finals.values())
     # Modest and noisy: the best sparse run beats the worst shaped run.
     assert max(finals["sparse"]) > min(finals["shaped"])
     for values in finals.values():
@@ -163,7 +190,8 @@ def test_accuracy_rises_over_an_episode_and_plateaus(detailed):
     for history in histories:
         assert len(history) == 25
         assert 12 < history[0] < 30 and history[-1] > 55
-        assert statistics.fmean(history[-5:]) - statistics.fmean(history[-10:-5]) < 3.0
+        late_rise = statistics.fmean(history[-5:]) - statistics.fmean(history[-10:-5])
+        assert late_rise < 0.15 * (history[9] - history[0])
     assert any(h[i] < h[i - 1] for h in histories for i in range(15, 25))  # noisy
 
 
@@ -194,7 +222,6 @@ def test_seeds_go_through_the_whole_lifecycle(cohort_runs, detailed):
     assert set(stages) == set(demo.STAGES)
     assert reasons == PRUNE_REASONS
     assert auto == {True, False}
-    assert {e.blueprint_id for _, s in detailed for e in s.envs[0].seeds.values()} >= {None}
 
 
 def test_counts_agree_with_the_seeds(detailed):
@@ -211,8 +238,7 @@ def test_counts_agree_with_the_seeds(detailed):
             assert env.growth_ratio >= 1.0
             assert env.total_actions == env.current_epoch == len(env.accuracy_history)
             rc = env.reward_components
-            parts = [v for k, v in dataclasses.asdict(rc).items() if isinstance(v, float)]
-            assert rc.total == pytest.approx(sum(parts) - rc.total - rc.val_acc - rc.avg_scaffold_delay)
+            assert rc.total == pytest.approx(sum(getattr(rc, name) for name in REWARD_PARTS))
     last = detailed[-1][1]
     assert last.cumulative_germinated > 30 and last.cumulative_fossilized > 5
     assert len(last.cumulative_blueprint_spawns) >= 6
@@ -239,8 +265,10 @@ def test_decisions_get_their_reward_in_a_later_snapshot(detailed):
         decisions = s.tamiyo.recent_decisions
         assert 0 < len(decisions) <= 8
         assert len({d.decision_id for d in decisions}) == len(decisions)
-        assert [d.timestamp for d in decisions] == sorted((d.timestamp for d in decisions), reverse=True)
-        assert decisions[0].actual_reward is None or s.envs[0].current_epoch == s.max_epochs
+        assert [d.timestamp for d in decisions] == sorted(
+            (d.timestamp for d in decisions), reverse=True
+        )
+        assert decisions[0].actual_reward is None or s.current_epoch == s.max_epochs
         for d in decisions:
             assert d.chosen_action in demo.schema.BASE_ACTIONS
             assert d.confidence + sum(p for _, p in d.alternatives) <= 1.0 + 1e-9
@@ -266,20 +294,18 @@ def test_ppo_metrics_evolve_plausibly(detailed):
 
 
 def test_best_runs_are_the_top_ten_by_peak(detailed):
-    peaks = []
+    peaks = []  # every finished episode's peak so far
     for _, s in detailed:
-        if s.envs[0].current_epoch == s.max_epochs:  # the episode's final state
+        assert [r.peak_accuracy for r in s.best_runs] == sorted(peaks, reverse=True)[:10]
+        if s.envs[0].current_epoch == s.max_epochs:  # the episode's final state, not yet recorded
             peaks += [env.best_accuracy for env in s.envs.values()]
-        top = sorted(peaks, reverse=True)[:10]
-        assert [r.peak_accuracy for r in s.best_runs] == (top if s.current_epoch == 0 else
-                                                          [r.peak_accuracy for r in s.best_runs])
     final = detailed[-1][1].best_runs
-    assert [r.peak_accuracy for r in final] == sorted(peaks, reverse=True)[:10]
-    assert len({r.record_id for r in final}) == 10
+    assert len(final) == 10 and len({r.record_id for r in final}) == 10
     for r in final:
         assert r.reward_mode == "shaped" and r.final_accuracy <= r.peak_accuracy
         assert r.accuracy_history[r.epoch - 1] == r.peak_accuracy
         assert r.counterfactual_matrix is not None and r.reward_components is not None
+        assert all(seed.stage in ("BLENDING", "HOLDING", "FOSSILIZED") for seed in r.seeds.values())
 
 
 def test_counterfactual_matrices_are_full_factorial_and_match_shapley(detailed):
@@ -287,7 +313,17 @@ def test_counterfactual_matrices_are_full_factorial_and_match_shapley(detailed):
     for _, s in detailed:
         for env in s.envs.values():
             matrix = env.counterfactual_matrix
-            live = [k for k, seed in env.seeds.items() if seed.stage in demo.LIVE]
+            # Measured after the epoch, before Tamiyo's action: a seed she germinated since is
+            # not in it yet, one she pruned since still is.
+            live = [
+                k
+                for k, seed in env.seeds.items()
+                if (
+                    seed.stage in demo.LIVE
+                    and (seed.stage, seed.epochs_in_stage) != ("GERMINATED", 0)
+                )
+                or (seed.stage, seed.epochs_in_stage, seed.prune_reason) == ("PRUNED", 0, "policy")
+            ]
             assert list(matrix.slot_ids) == live
             if not live:
                 assert matrix.configs == [] and env.shapley_snapshot.values == {}
@@ -327,11 +363,15 @@ def test_event_log_is_bounded_ordered_and_unique(detailed):
 
 
 def test_every_snapshot_passes_the_archive_validator(cohort_runs, detailed):
-    for snapshot in all_snapshots(cohort_runs, detailed):
+    for snapshot in [run[-1][1] for run in cohort_runs.values()] + [s for _, s in detailed]:
         tree = codec.normalize(snapshot)
         assert tree["tamiyo"]["group_id"] in ("A", "B", "C")
-        assert {env["reward_mode"] for env in tree["envs"].values()} <= {"shaped", "simplified", "sparse"}
-        assert tree["__extra__"] == {"reward_mode": snapshot.envs[0].reward_mode}
+        assert {env["reward_mode"] for env in tree["envs"].values()} <= {
+            "shaped",
+            "simplified",
+            "sparse",
+        }
+        assert tree[codec.EXTRA] == {"reward_mode": snapshot.envs[0].reward_mode}
         json.dumps(codec.to_json(tree), allow_nan=True)
 
 
@@ -355,46 +395,24 @@ def test_large_snapshot_and_stream():
         assert b.captured_at > a.captured_at
 
 
-def test_write_demo_uses_one_writer_per_run(monkeypatch):
-    """The writer protocol, against a stand-in writer (no database needed)."""
-    writers = []
-
-    class FakeWriter:
-        def __init__(self, db, run_id=None, *, clock=None, **options):
-            self.db, self.run_id, self.clock, self.written = db, run_id, clock, []
-            writers.append(self)
-
-        def write(self, snapshot, *, run_id=None, at=None):
-            assert run_id == self.run_id == snapshot.run_id and at.isoformat() == snapshot.captured_at
-            assert self.clock() == at
-            self.written.append(at)
-            return True
-
-        def close(self, timeout=30.0, *, finish=True):
-            self.finished = finish
-            return types.SimpleNamespace(failed=0, dropped=0, last_error=None)
-
-    monkeypatch.setitem(sys.modules, "sanctum_store.writer", types.SimpleNamespace(SnapshotWriter=FakeWriter))
-    monkeypatch.setattr(demo, "simulate", lambda run: demo.simulate.__wrapped__(short(run)))
-    ticks = []
-    runs = demo.write_demo("x.db", n_runs=3, now=NOW, progress=ticks.append)
-    assert [w.run_id for w in writers] == [r.run_id for r in runs]
-    assert [w.finished for w in writers] == [r.outcome == "finished" for r in runs]
-    assert ticks == [1] * sum(len(w.written) for w in writers)
-    assert writers[-1].written[-1] == NOW  # the running run was last seen now
-
-
 def test_write_demo_into_an_archive(sqlite_url, monkeypatch):
-    pytest.importorskip("sanctum_store.writer")
     from sanctum_store import Archive
 
     now = datetime.now(UTC)
-    monkeypatch.setattr(demo, "simulate", lambda run: demo.simulate.__wrapped__(short(run)))
-    runs = demo.write_demo(sqlite_url, n_runs=3, now=now)
+    monkeypatch.setattr(demo, "simulate", functools.partial(demo.simulate, every_epochs=25))
+    ticks = []
+    runs = demo.write_demo(sqlite_url, n_runs=3, now=now, progress=ticks.append)
     archive = Archive(sqlite_url)
-    table = archive.runs().set_index("run_id")
-    assert {r.run_id: r.outcome for r in runs} == table["status"].to_dict()
-    assert set(table["reward_mode"]) == {"shaped", "simplified", "sparse"}
-    assert set(table["group_id"]) == {"A", "B", "C"}
-    loaded = archive.load(runs[-1].run_id)
-    assert loaded.captured_at == now.isoformat()
+    try:
+        table = archive.runs().set_index("run_id")
+        # Finished runs were closed as finished; the others read from their heartbeat's age.
+        assert table["status"].to_dict() == {r.run_id: r.outcome for r in runs}
+        assert set(table["reward_mode"]) == {"shaped", "simplified", "sparse"}
+        assert set(table["group_id"]) == {"A", "B", "C"}
+        counts = [len(archive.snapshot_ids(r.run_id)) for r in runs]
+        assert ticks == [1] * sum(counts) and min(counts) > 1
+        finished = archive.load(runs[0].run_id)
+        assert finished.current_batch == finished.max_batches and len(finished.best_runs) == 10
+        assert archive.load(runs[-1].run_id).captured_at == now.isoformat()
+    finally:
+        archive.close()
