@@ -242,14 +242,16 @@ def write_demo(
     *,
     now: datetime | None = None,
     progress: Callable[[int], object] | None = None,
+    runs: list[DemoRun] | None = None,
 ) -> list[DemoRun]:
     """Write every planned run to the archive ``db`` (one writer per run; the archive's
     last-seen times follow the simulated clock) and return the plan. Finished runs are closed
     as finished; the running and crashed ones are left open, so their heartbeat age tells their
-    status. ``progress(1)`` is called after each snapshot."""
+    status. ``progress(1)`` is called after each snapshot. ``runs`` replaces the plan."""
     from sanctum_store.writer import SnapshotWriter  # pulls in the database stack
 
-    runs = plan_runs(n_runs, seed, now=now)
+    if runs is None:
+        runs = plan_runs(n_runs, seed, now=now)
     for run in runs:
         clock = _SimClock(run.start)
         writer = SnapshotWriter(db, run_id=run.run_id, clock=clock, block_timeout=300.0)
