@@ -1,0 +1,169 @@
+"""The explorer's access to the archive: which archive is open, and cached query results.
+
+The only module of the explorer that caches; pages call it and never open engines themselves.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+import streamlit as st
+
+from sanctum_store import queries
+from sanctum_store.archive import Archive
+from sanctum_store.db import resolve_url
+
+#: Seconds a cached query result stays fresh (runs may be recording while we look).
+FRESH_FOR = 10
+#: Seconds between refreshes of a running run's page.
+LIVE_EVERY = 5
+#: The most snapshots the time slider offers (evenly spread, always the latest).
+MAX_MOMENTS = 1_000
+
+
+def archive_url() -> str:
+    """``streamlit run explorer/app.py -- --db PATH_OR_URL``, else $SANCTUM_DB, else ./sanctum.db."""
+    args = sys.argv[1:]
+    for i, arg in enumerate(args):
+        if arg == "--db" and i + 1 < len(args):
+            return resolve_url(args[i + 1])
+        if arg.startswith("--db="):
+            return resolve_url(arg.split("=", 1)[1])
+    return resolve_url(None)
+
+
+def display_url(url: str) -> str:
+    return sa.make_url(url).render_as_string(hide_password=True)
+
+
+@st.cache_resource(show_spinner=False)
+def archive(url: str) -> Archive:
+    """One Archive (and engine pool) per archive URL for the whole server."""
+    return Archive(url)
+
+
+def archive_state(url: str) -> tuple[str, str]:
+    """("ready", ""), ("empty", "") for a new or run-less archive, or ("error", why) when it
+    cannot be opened (unreachable, or at an older schema: the message names the fix)."""
+    try:
+        count = _run_count(url)
+    except Exception as e:  # shown on the page, never a traceback
+        return "error", str(e)
+    return ("ready", "") if count else ("empty", "")
+
+
+@st.cache_data(ttl=FRESH_FOR, show_spinner=False)
+def _run_count(url: str) -> int:
+    return int(queries.count_runs(archive(url).engine))
+
+
+@st.cache_data(ttl=FRESH_FOR, show_spinner=False, max_entries=512)
+def _query(url: str, name: str, kwargs: dict[str, Any], tick: int) -> pd.DataFrame:
+    return getattr(queries, name)(archive(url).engine, **kwargs)
+
+
+def query(name: str, *, live: bool = False, **kwargs: Any) -> Any:
+    """``sanctum_store.queries.<name>(engine, **kwargs)`` on the open archive, cached briefly.
+
+    ``live=True`` (a running run's page refreshing itself) gets a result at most
+    :data:`LIVE_EVERY` seconds old instead of :data:`FRESH_FOR`.
+    """
+    url = archive_url()
+    state, problem = archive_state(url)
+    if state == "error":  # a page reached by its URL while the archive is unusable
+        st.error(problem)
+        st.stop()
+    tick = int(time.time() // LIVE_EVERY) if live else 0
+    return _query(url, name, kwargs, tick)
+
+
+@st.cache_data(ttl=3600, show_spinner=False, max_entries=64)
+def _snapshot(url: str, run_id: str, snapshot_id: int) -> dict:
+    return archive(url).load_dict(run_id, at=snapshot_id)
+
+
+def snapshot(run_id: str, snapshot_id: int) -> dict:
+    """A stored snapshot in JSON form (stored snapshots never change: cached long)."""
+    return _snapshot(archive_url(), run_id, snapshot_id)
+
+
+def snapshot_times(run_id: str, *, live: bool = False) -> pd.DataFrame:
+    """The run's stored snapshots (snapshot_id, captured_ts, current_batch, current_epoch),
+    thinned evenly to at most :data:`MAX_MOMENTS` rows, the latest always kept."""
+    times = query("snapshot_times", run_id=run_id, live=live)
+    if len(times) <= MAX_MOMENTS:
+        return times
+    step = len(times) / MAX_MOMENTS
+    keep = sorted({int(i * step) for i in range(MAX_MOMENTS - 1)} | {len(times) - 1})
+    return times.iloc[keep].reset_index(drop=True)
+
+
+@st.cache_data(ttl=FRESH_FOR, show_spinner=False)
+def _facets(url: str) -> dict[str, list[str]]:
+    return queries.run_facets(archive(url).engine)
+
+
+def facets() -> dict[str, list[str]]:
+    """The values runs take for reward_mode, group_id, task_name (for filter choices)."""
+    return _facets(archive_url())
+
+
+def clear() -> None:
+    """Forget cached results (after creating the demo archive, or on the refresh button)."""
+    st.cache_data.clear()
+
+
+@st.cache_data(ttl=3600, show_spinner=False, max_entries=256)
+def _best_run(url: str, run_id: str, record_id: str) -> dict:
+    return queries.best_run_record(archive(url).engine, run_id, record_id)
+
+
+def best_run(run_id: str, record_id: str) -> dict:
+    """A best-run record in full (JSON form): seeds, histories, reward components."""
+    return _best_run(archive_url(), run_id, record_id)
+
+
+@st.cache_data(ttl=FRESH_FOR, show_spinner=False, max_entries=256)
+def _run_config(url: str, run_id: str) -> dict:
+    latest = archive(url).load_dict(run_id)
+    return {f"config.{k}": v for k, v in latest["run_config"].items()} | {
+        "slots": ", ".join(latest["slot_ids"]),
+        "envs": len(latest["envs"]),
+        "max_epochs": latest["max_epochs"],
+    }
+
+
+def run_config(run_id: str) -> dict:
+    """The run's configuration as shown side by side on the Compare page."""
+    return _run_config(archive_url(), run_id)
+
+
+@st.cache_data(ttl=FRESH_FOR, show_spinner=False, max_entries=64)
+def cohort_statistics(
+    outcomes: pd.DataFrame, metric: str, higher_is_better: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-cohort summary and pairwise comparisons (``sanctum_store.stats``) of one outcome;
+    ``outcomes`` has a ``cohort`` column. Cached: the bootstrap takes a moment."""
+    from sanctum_store import stats
+
+    outcomes = outcomes.assign(cohort=outcomes["cohort"].astype(str))
+    return (
+        stats.describe_cohorts(outcomes, "cohort", metric),
+        stats.compare_cohorts(outcomes, "cohort", metric, higher_is_better=higher_is_better),
+    )
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _schema_overview(url: str) -> pd.DataFrame:
+    from sanctum_store import sql
+
+    return sql.schema_overview(url)
+
+
+def schema_overview() -> pd.DataFrame:
+    """Tables and views with their columns, for the SQL page's schema browser."""
+    return _schema_overview(archive_url())

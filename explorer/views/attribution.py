@@ -1,0 +1,50 @@
+"""Attribution: which slots and blueprints carry the accuracy (Shapley), and how seeds interact
+(counterfactual synergy)."""
+
+import charts
+import data
+import streamlit as st
+
+from sanctum_store.queries import COHORT_ATTRIBUTES
+
+st.title("Attribution")
+left, right = st.columns(2)
+by = left.radio("Rank", ["blueprint", "slot"], horizontal=True, key="attr_by")
+split = right.selectbox("Split by cohort", ["(none)", *COHORT_ATTRIBUTES], key="attr_cohort")
+cohort = None if split == "(none)" else split
+
+ranking = data.query("shapley_ranking", by=by, cohort=cohort)
+if ranking.empty:
+    st.info("No Shapley estimates recorded yet.")
+else:
+    label = "blueprint_id" if by == "blueprint" else "slot_id"
+    shown = ranking.assign(
+        label=ranking[label].astype(str) + (" · " + ranking["cohort"].astype(str) if cohort else "")
+    )
+    st.altair_chart(
+        charts.ranking(
+            shown[["label", "mean_value", "n", "share_significant"]],
+            label="label",
+            value="mean_value",
+            title="Mean Shapley value (accuracy points)",
+        ),
+        width="stretch",
+    )
+    st.dataframe(ranking, hide_index=True, key="attr_ranking")
+
+st.subheader("Counterfactual synergy")
+synergy = data.query("synergy", limit=2000)
+if synergy.empty:
+    st.info("No counterfactual matrices recorded yet.")
+else:
+    per_run = synergy.groupby("run_id", as_index=False)["synergy"].mean()
+    st.altair_chart(
+        charts.ranking(
+            per_run.head(40),
+            label="run_id",
+            value="synergy",
+            title="Mean synergy per run (combined − baseline − Σ solo gains)",
+        ),
+        width="stretch",
+    )
+    st.dataframe(synergy.head(500), hide_index=True, key="attr_synergy")

@@ -1,0 +1,51 @@
+"""Compare: overlaid curves of selected runs, and their configurations side by side."""
+
+import charts
+import data
+import pandas as pd
+import streamlit as st
+
+from sanctum_store.queries import SERIES_METRICS
+
+st.title("Compare runs")
+runs = data.query("list_runs", limit=None)
+if runs.empty:
+    st.info("No runs in this archive yet.")
+    st.stop()
+run_ids = list(runs["run_id"])
+default = [r for r in st.session_state.get("selected_runs", []) if r in run_ids] or run_ids[:3]
+chosen = st.multiselect("Runs", run_ids, default=default, key="compare_runs", max_selections=12)
+if not chosen:
+    st.info("Pick runs to compare (or select them on the Runs page).")
+    st.stop()
+
+metrics = sorted(name for name in SERIES_METRICS if "." not in name)
+left, right = st.columns(2)
+metric = left.selectbox(
+    "Metric", metrics, index=metrics.index("host_accuracy"), key="compare_metric"
+)
+x = right.radio("x axis", ["batch", "epoch", "time"], horizontal=True, key="compare_x")
+curves = pd.concat(
+    [
+        data.query("run_series", run_id=run_id, metric=metric, x=x, max_points=1000).assign(
+            run=run_id
+        )
+        for run_id in chosen
+    ],
+    ignore_index=True,
+)
+curves = curves[curves["env"].astype(str) == "mean"]
+st.altair_chart(
+    charts.curves(
+        curves, x="x", color="run", title=f"{metric.replace('_', ' ')} (mean across envs)"
+    ),
+    width="stretch",
+)
+
+st.subheader("Outcomes and configuration")
+table = runs.set_index("run_id").loc[chosen]
+configs = pd.DataFrame({run_id: data.run_config(run_id) for run_id in chosen})
+side_by_side = pd.concat([table.T.astype(str), configs.astype(str)])
+if st.toggle("Only rows that differ", key="compare_diff_only"):
+    side_by_side = side_by_side[side_by_side.nunique(axis=1) > 1]
+st.dataframe(side_by_side, key="compare_table")

@@ -1,0 +1,56 @@
+"""Decisions: what the policy chose over training, how sure it was, and how it turned out."""
+
+import charts
+import data
+import streamlit as st
+
+st.title("Decisions")
+runs = data.query("list_runs", limit=None)
+if runs.empty:
+    st.info("No runs in this archive yet.")
+    st.stop()
+scope = st.selectbox("Runs", ["all runs", *runs["run_id"]], key="dec_scope")
+filters = {} if scope == "all runs" else {"run_id": scope}
+
+mix = data.query("action_mix", **filters)
+if mix.empty:
+    st.info("No action counts recorded for these runs yet.")
+else:
+    st.altair_chart(
+        charts.stacked_bars(
+            mix,
+            x="batch",
+            y="count",
+            color="action",
+            normalize=True,
+            title="Action mix per batch (share of actions)",
+        ),
+        width="stretch",
+    )
+
+left, right = st.columns(2)
+left.altair_chart(charts.calibration(data.query("calibration", **filters)), width="stretch")
+pairs = data.query("value_vs_reward", limit=1500, **filters)
+if not pairs.empty:
+    right.altair_chart(
+        charts.scatter(
+            pairs[["expected_value", "actual_reward", "chosen_action"]],
+            x="expected_value",
+            y="actual_reward",
+            color="chosen_action",
+            title="Value estimate versus actual reward",
+        ),
+        width="stretch",
+    )
+entropy = data.query("head_entropy", **filters)
+if not entropy.empty:
+    st.altair_chart(
+        charts.curves(entropy, x="batch", y="entropy", color="head", title="Per-head entropy"),
+        width="stretch",
+    )
+
+if scope != "all runs":
+    st.subheader("Decision log")
+    st.dataframe(data.query("decision_table", run_id=scope), hide_index=True, key="dec_table")
+else:
+    st.caption("Pick one run to see its decision log with the alternatives the policy weighed.")

@@ -1,0 +1,80 @@
+"""Lifecycle: how far seeds got, per blueprint and cohort; how long they lived; why pruned."""
+
+import charts
+import data
+import streamlit as st
+
+from sanctum_store.queries import COHORT_ATTRIBUTES
+
+STAGE_ORDER = ["germinated", "training", "blending", "holding", "fossilized", "pruned"]
+
+st.title("Seed lifecycle")
+left, right = st.columns(2)
+split = left.selectbox("Split by cohort", ["(none)", *COHORT_ATTRIBUTES], key="life_cohort")
+cohort = None if split == "(none)" else split
+by = right.radio("Per", ["blueprint", "slot"], horizontal=True, key="life_by")
+key = "blueprint_id" if by == "blueprint" else "slot_key"
+
+funnel = data.query("seed_funnel", by=by, cohort=cohort)
+if funnel.empty:
+    st.info("No seeds recorded yet.")
+    st.stop()
+label = funnel[key].astype(str) + (" · " + funnel["cohort"].astype(str) if cohort else "")
+long = funnel.assign(label=label).melt(
+    id_vars=["label"], value_vars=STAGE_ORDER, var_name="stage", value_name="seeds"
+)
+long["stage"] = long["stage"].str.upper()
+st.altair_chart(
+    charts.stacked_bars(
+        long,
+        x="label",
+        y="seeds",
+        color="stage",
+        horizontal=True,
+        colors={s.upper(): charts.STAGE_COLORS[s.upper()] for s in STAGE_ORDER},
+        title="Seeds reaching each stage",
+    ),
+    width="stretch",
+)
+st.dataframe(
+    funnel,
+    hide_index=True,
+    key="life_funnel",
+    column_config={
+        "blend_success_rate": st.column_config.ProgressColumn(
+            "blend success", min_value=0.0, max_value=1.0, format="%.2f"
+        )
+    },
+)
+
+left, right = st.columns(2)
+lifespans = data.query("seed_lifespans", cohort=cohort)
+if not lifespans.empty:
+    expanded = lifespans.loc[lifespans.index.repeat(lifespans["n"].clip(upper=500))]
+    left.altair_chart(
+        charts.histogram(
+            expanded.head(charts.MAX_POINTS),
+            value="epochs_total",
+            color="outcome",
+            title="Lifespan (epochs) of seeds that ended",
+        ),
+        width="stretch",
+    )
+stages = data.query("time_in_stage", by=None, cohort=cohort)
+if not stages.empty:
+    right.altair_chart(
+        charts.ranking(
+            stages.assign(
+                stage=stages["stage"] + (" · " + stages["cohort"].astype(str) if cohort else "")
+            ),
+            label="stage",
+            value="mean_epochs",
+            title="Mean epochs in each stage",
+        ),
+        width="stretch",
+    )
+
+st.subheader("Prune reasons")
+reasons = data.query("prune_reasons", cohort=cohort)
+reasons = reasons.assign(kind=reasons["auto_pruned"].map({True: "auto", False: "policy"}))
+st.dataframe(reasons, hide_index=True, key="life_reasons")

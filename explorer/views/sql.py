@@ -1,0 +1,96 @@
+"""SQL: read-only queries against the archive, through the safe SQL layer."""
+
+import io
+
+import data
+import streamlit as st
+
+from sanctum_store import sql
+
+EXAMPLES = {
+    "Runs by final accuracy": (
+        "SELECT run_id, reward_mode, final_accuracy, peak_accuracy\n"
+        "FROM v_runs\nORDER BY final_accuracy DESC\nLIMIT 20"
+    ),
+    "Mean accuracy per cohort": (
+        "SELECT reward_mode, count(*) AS runs, avg(final_accuracy) AS mean_final\n"
+        "FROM v_runs\nGROUP BY reward_mode\nORDER BY mean_final DESC"
+    ),
+    "Pruned seeds per blueprint": (
+        "SELECT blueprint_id, count(*) AS pruned\nFROM seed_states\n"
+        "WHERE stage = 'PRUNED'\nGROUP BY blueprint_id\nORDER BY pruned DESC"
+    ),
+    "Latest events": (
+        "SELECT r.run_id, e.timestamp, e.event_type, e.message\n"
+        "FROM events e JOIN runs r ON r.id = e.run_pk\nORDER BY e.id DESC\nLIMIT 50"
+    ),
+}
+
+st.title("SQL")
+url = data.archive_url()
+st.caption("Read-only: SELECT, WITH and EXPLAIN only, with a time limit and a row cap.")
+
+editor, browser = st.columns([3, 2])
+with browser:
+    st.markdown("**Schema**")
+    overview = data.schema_overview()
+    objects = sorted(overview["object"].unique())
+    kinds = overview.drop_duplicates("object").set_index("object")["kind"]
+    shown = st.selectbox(
+        "Table or view",
+        objects,
+        key="sql_object",
+        format_func=lambda name: f"{name} ({kinds[name]})",
+    )
+    st.dataframe(
+        overview[overview["object"] == shown][["column", "type"]],
+        hide_index=True,
+        key="sql_columns",
+        height=300,
+    )
+
+with editor:
+    example = st.selectbox("Examples", ["—", *EXAMPLES], key="sql_example")
+    if example != "—" and st.session_state.get("sql_loaded") != example:
+        st.session_state["sql_text"] = EXAMPLES[example]
+        st.session_state["sql_loaded"] = example
+    text = st.text_area(
+        "Query", key="sql_text", height=200, placeholder="SELECT * FROM v_runs LIMIT 10"
+    )
+    left, right = st.columns(2)
+    timeout = left.number_input("Time limit (s)", 1, 120, 10, key="sql_timeout")
+    max_rows = right.number_input("Row cap", 10, 100_000, 5_000, step=1_000, key="sql_rows")
+    run = st.button("Run", key="sql_run", type="primary", disabled=not (text or "").strip())
+
+if run:
+    try:
+        result = sql.run_query(url, text, timeout_s=float(timeout), max_rows=int(max_rows))
+    except sql.QueryInterrupted as e:
+        st.error(f"Interrupted: {e}")
+    except sql.QueryRefused as e:
+        st.error(f"Refused: {e}")
+    except sql.SQLError as e:
+        st.error(f"Query failed: {e}")
+    else:
+        st.session_state["sql_result"] = result
+
+result = st.session_state.get("sql_result")
+if result is not None:
+    note = f"{len(result.frame)} rows in {result.elapsed_s:.3f} s"
+    if result.truncated:
+        st.warning(f"Truncated: showing the first {len(result.frame)} rows (row cap).")
+    st.caption(note)
+    st.dataframe(result.frame, hide_index=True, key="sql_table")
+    parquet = io.BytesIO()
+    result.frame.to_parquet(parquet, index=False)
+    left, right = st.columns(2)
+    left.download_button(
+        "Download CSV", result.frame.to_csv(index=False), "query.csv", "text/csv", key="sql_csv"
+    )
+    right.download_button(
+        "Download Parquet",
+        parquet.getvalue(),
+        "query.parquet",
+        "application/octet-stream",
+        key="sql_parquet",
+    )

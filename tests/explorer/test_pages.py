@@ -1,0 +1,188 @@
+"""Every explorer page under Streamlit's AppTest, on a demo archive."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from support import APP, XSS, demo_archive, fresh_caches  # noqa: F401  (fixtures)
+
+PAGES = [
+    "views/runs.py",
+    "views/run_detail.py",
+    "views/compare.py",
+    "views/leaderboard.py",
+    "views/cohorts.py",
+    "views/lifecycle.py",
+    "views/decisions.py",
+    "views/attribution.py",
+    "views/sql.py",
+]
+
+
+def open_page(monkeypatch, url: str, page: str | None = None) -> AppTest:
+    monkeypatch.setenv("SANCTUM_DB", url)
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception, at.exception
+    if page:
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+    return at
+
+
+def charts(at: AppTest) -> list:
+    return at.get("vega_lite_chart")
+
+
+def table(at: AppTest, column: str):
+    """The first dataframe shown with this column."""
+    for frame in at.dataframe:
+        if column in frame.value.columns:
+            return frame.value
+    raise AssertionError(f"no dataframe with a {column!r} column")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_error(monkeypatch, demo_archive, page):
+    at = open_page(monkeypatch, demo_archive, page)
+    assert at.title, f"{page} has no title"
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_sidebar_shows_the_open_archive(monkeypatch, demo_archive):
+    at = open_page(monkeypatch, demo_archive)
+    assert any(demo_archive.split("///")[1] in code.value for code in at.sidebar.code)
+
+
+def test_empty_archive_shows_onboarding_and_creates_the_demo(monkeypatch, tmp_path):
+    from sanctum_store import demo
+
+    real_plan = demo.plan_runs
+    monkeypatch.setattr(demo, "plan_runs", lambda n, seed=0, now=None: real_plan(3, seed, now=now))
+    at = open_page(monkeypatch, f"sqlite:///{tmp_path / 'empty.db'}")
+    assert at.title[0].value == "Sanctum run archive"
+    assert any("record" in c.value for c in at.code)
+    at.button(key="create_demo").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Runs"  # the archive now has runs: the app's pages appear
+    assert len(at.dataframe[0].value) == 3
+
+
+def test_runs_filter_narrows_the_table(monkeypatch, demo_archive):
+    at = open_page(monkeypatch, demo_archive, "views/runs.py")
+    everything = at.dataframe[0].value
+    at.text_input(key="runs_search").input("shaped").run()
+    narrowed = at.dataframe[0].value
+    assert 0 < len(narrowed) < len(everything)
+    assert set(narrowed["reward_mode"]) == {"shaped"}
+    at.multiselect(key="runs_status").select("crashed").run()
+    assert len(at.dataframe[0].value) <= 1
+
+
+def test_run_detail_time_slider_shows_another_snapshot(monkeypatch, demo_archive):
+    at = open_page(monkeypatch, demo_archive, "views/run_detail.py")
+    longest = table(
+        AppTest.from_file(str(APP)).run().switch_page("views/runs.py").run(), "snapshot_count"
+    )
+    at.selectbox(key="detail_run").select(
+        longest.sort_values("snapshot_count")["run_id"].iloc[-1]
+    ).run()
+    assert len(charts(at)) >= 3
+    latest = [c.value for c in at.caption if c.value.startswith("snapshot ")]
+    at.select_slider(key="detail_moment").set_value(0).run()
+    assert not at.exception
+    first = [c.value for c in at.caption if c.value.startswith("snapshot ")]
+    assert latest and first and latest != first
+
+
+def test_run_detail_shows_event_html_as_text(monkeypatch, demo_archive):
+    monkeypatch.setenv("SANCTUM_DB", demo_archive)
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.session_state["run_id"] = "html-in-events"
+    at.run().switch_page("views/run_detail.py").run()
+    assert not at.exception
+    events = table(at, "message")
+    assert XSS in set(events["message"])
+    assert not any(XSS in m.value for m in at.markdown)  # never rendered as markdown/HTML
+
+
+def test_cohort_attribute_changes_the_groups(monkeypatch, demo_archive):
+    at = open_page(monkeypatch, demo_archive, "views/cohorts.py")
+    modes = set(table(at, "iqm")["cohort"])
+    assert modes == {"shaped", "simplified", "sparse"}
+    assert any(
+        " beats " in m.value or "No significant" in m.value or "Too few" in m.value
+        for m in at.markdown
+    )
+    at.selectbox(key="cohort_attribute").select("group_id").run()
+    groups = set(table(at, "iqm")["cohort"])
+    assert groups == {"A", "B", "C"}
+
+
+def test_leaderboard_selection_shows_the_record(monkeypatch, demo_archive):
+    at = open_page(monkeypatch, demo_archive, "views/leaderboard.py")
+    board = table(at, "record_id")
+    assert board["peak_accuracy"].is_monotonic_decreasing
+    assert not at.metric  # nothing selected yet
+
+
+def test_compare_diff_only_hides_equal_rows(monkeypatch, demo_archive):
+    at = open_page(monkeypatch, demo_archive, "views/compare.py")
+    full = at.dataframe[-1].value
+    at.toggle(key="compare_diff_only").set_value(True).run()
+    diff = at.dataframe[-1].value
+    assert 0 < len(diff) < len(full)
+
+
+def test_decisions_for_one_run_show_the_decision_log(monkeypatch, demo_archive):
+    at = open_page(monkeypatch, demo_archive, "views/decisions.py")
+    assert len(charts(at)) >= 3
+    run = at.selectbox(key="dec_scope").options[1]
+    at.selectbox(key="dec_scope").select(run).run()
+    log = table(at, "alternatives")
+    assert len(log) > 0 and "alternatives" in log.columns
+
+
+def test_lifecycle_split_by_cohort(monkeypatch, demo_archive):
+    at = open_page(monkeypatch, demo_archive, "views/lifecycle.py")
+    plain = table(at, "blend_success_rate")
+    at.selectbox(key="life_cohort").select("reward_mode").run()
+    split = table(at, "blend_success_rate")
+    assert "cohort" in split.columns and len(split) > len(plain)
+
+
+def test_attribution_rankings(monkeypatch, demo_archive):
+    at = open_page(monkeypatch, demo_archive, "views/attribution.py")
+    ranking = table(at, "mean_value")
+    assert ranking["mean_value"].is_monotonic_decreasing
+    at.radio(key="attr_by").set_value("slot").run()
+    assert "slot_id" in table(at, "mean_value").columns
+
+
+def test_sql_console_runs_reads_and_refuses_writes(monkeypatch, demo_archive):
+    at = open_page(monkeypatch, demo_archive, "views/sql.py")
+    at.text_area(key="sql_text").input("SELECT run_id FROM runs ORDER BY run_id").run()
+    at.button(key="sql_run").click().run()
+    assert len(table(at, "run_id")) == 7
+    at.text_area(key="sql_text").input("DELETE FROM runs").run()
+    at.button(key="sql_run").click().run()
+    assert any("Refused" in e.value for e in at.error)
+    at.number_input(key="sql_rows").set_value(10).run()
+    at.text_area(key="sql_text").input("SELECT * FROM events").run()
+    at.button(key="sql_run").click().run()
+    assert any("Truncated" in w.value for w in at.warning)
+
+
+def test_an_outdated_archive_says_how_to_upgrade_it(monkeypatch, tmp_path):
+    import sqlalchemy as sa
+
+    from sanctum_store import Archive
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    Archive(url).close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # pretend it was made by the first release
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
+    engine.dispose()
+    at = open_page(monkeypatch, url)
+    assert at.title[0].value == "Archive unavailable"
+    assert any("sanctum-store db upgrade" in e.value for e in at.error)
