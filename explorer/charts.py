@@ -142,7 +142,7 @@ def stacked_bars(
         alt.Chart(df)
         .mark_bar()
         .encode(
-            category if horizontal else category,
+            category,
             value,
             color=alt.Color(f"{color}:N", scale=scale, title=color.replace("_", " ")),
             tooltip=[x, color, y],
