@@ -130,8 +130,8 @@ def best_run(run_id: str, record_id: str) -> dict:
 @st.cache_data(ttl=FRESH_FOR, show_spinner=False, max_entries=256)
 def _run_config(url: str, run_id: str) -> dict:
     latest = archive(url).load_dict(run_id)
-    return {f"config.{k}": v for k, v in latest["run_config"].items()} | {
-        "slots": ", ".join(latest["slot_ids"]),
+    return {f"config.{k}": v for k, v in (latest["run_config"] or {}).items()} | {
+        "slots": ", ".join(latest["slot_ids"] or []),
         "envs": len(latest["envs"]),
         "max_epochs": latest["max_epochs"],
     }

@@ -160,14 +160,15 @@ slots = pd.DataFrame(
         {
             "env": int(key),
             "slot": slot,
-            "stage": env["seeds"].get(slot, {}).get("stage", "DORMANT"),
-            "blueprint": env["seeds"].get(slot, {}).get("blueprint_id") or "",
-            "alpha": env["seeds"].get(slot, {}).get("alpha", 0.0),
-            "epochs_in_stage": env["seeds"].get(slot, {}).get("epochs_in_stage", 0),
+            "stage": (env["seeds"] or {}).get(slot, {}).get("stage", "DORMANT"),
+            "blueprint": (env["seeds"] or {}).get(slot, {}).get("blueprint_id") or "",
+            "alpha": (env["seeds"] or {}).get(slot, {}).get("alpha", 0.0),
+            "epochs_in_stage": (env["seeds"] or {}).get(slot, {}).get("epochs_in_stage", 0),
         }
         for key, env in snap["envs"].items()
         for slot in (
-            snap["slot_ids"] or sorted({s for e in snap["envs"].values() for s in e["seeds"]})
+            snap["slot_ids"]
+            or sorted({s for e in snap["envs"].values() for s in (e["seeds"] or {})})
         )
     ]
 )
@@ -176,7 +177,7 @@ if not slots.empty:
 
 components = {
     k: v
-    for k, v in snap["rewards"].items()
+    for k, v in (snap["rewards"] or {}).items()
     if isinstance(v, (int, float))
     and not isinstance(v, bool)
     and k not in ("env_id", "val_acc", "total", "scaffold_count")
@@ -188,7 +189,8 @@ if components:
             breakdown,
             label="component",
             value="value",
-            title=f"Reward components of env {snap['rewards']['env_id']} (total {snap['rewards']['total']:.3f})",
+            title=f"Reward components of env {snap['rewards']['env_id']} "
+            f"(total {snap['rewards']['total']:.3f})",
         ),
         width="stretch",
     )
