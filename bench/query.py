@@ -10,7 +10,8 @@ records, decisions and events, in 4 reward modes x 2 groups x 2 tasks; a few lon
 ``--repeat``) on both archives.
 
 ``--db`` is a SQLite file path/URL (two files are made next to it) or a PostgreSQL URL (two
-schemas, ``bench_<runs>``, are made and dropped first). Default: SQLite in a temporary folder.
+schemas, ``bench_<runs>``, are made, and dropped at the end unless ``--keep``). Default: SQLite
+in a temporary folder.
 SQLite archives are measured as built (no ANALYZE, as a real archive would be); PostgreSQL
 after ANALYZE (which autovacuum runs on its own after a bulk load).
 """
@@ -104,7 +105,15 @@ def build(url: str, n_runs: int, long_runs: int, long_snapshots: int, seed: int 
             n_snapshots = long_snapshots if long else SNAPSHOTS_PER_RUN
             _add_run(bulk, rng, ids, r + 1, n_snapshots, long)
         if bulk.postgres:
-            for name in ("runs", "snapshots", "env_states", "seed_sets", "best_runs", "decisions", "events"):
+            for name in (
+                "runs",
+                "snapshots",
+                "env_states",
+                "seed_sets",
+                "best_runs",
+                "decisions",
+                "events",
+            ):
                 conn.exec_driver_sql(
                     f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
                     f"(SELECT max(id) FROM {name}))"
@@ -127,11 +136,40 @@ def _add_run(bulk: Bulk, rng, ids: dict, pk: int, n_snapshots: int, long: bool) 
     n_batches = n_snapshots // 2
     bulk.insert(
         "runs",
-        ["id", "run_id", "task_name", "reward_mode", "group_id", "status", "max_batches", "max_epochs",
-         "first_seen", "last_seen", "heartbeat_at", "snapshot_count", "config_seed", "config_lr"],
-        [(pk, f"{'long' if long else 'bench'}-{pk:06d}", ("cifar10", "tinystories")[pk % 2], mode,
-          "AB"[(pk // 4) % 2], "finished", n_batches, MAX_EPOCHS, _ts(first, pg), _ts(last, pg),
-          _ts(last, pg), n_snapshots, pk, float(rng.choice([1e-4, 3e-4, 1e-3])))],
+        [
+            "id",
+            "run_id",
+            "task_name",
+            "reward_mode",
+            "group_id",
+            "status",
+            "max_batches",
+            "max_epochs",
+            "first_seen",
+            "last_seen",
+            "heartbeat_at",
+            "snapshot_count",
+            "config_seed",
+            "config_lr",
+        ],
+        [
+            (
+                pk,
+                f"{'long' if long else 'bench'}-{pk:06d}",
+                ("cifar10", "tinystories")[pk % 2],
+                mode,
+                "AB"[(pk // 4) % 2],
+                "finished",
+                n_batches,
+                MAX_EPOCHS,
+                _ts(first, pg),
+                _ts(last, pg),
+                _ts(last, pg),
+                n_snapshots,
+                pk,
+                float(rng.choice([1e-4, 3e-4, 1e-3])),
+            )
+        ],
     )
     snapshots, envs, seed_sets, seeds, tamiyo, actions, blueprints = [], [], [], [], [], [], []
     fossilized = pruned = 0
@@ -144,66 +182,250 @@ def _add_run(bulk: Bulk, rng, ids: dict, pk: int, n_snapshots: int, long: bool) 
             fossilized += 1
             pruned += int(rng.random() < 0.5)
         snapshots.append(
-            (sid, pk, _ts(first + step * i, pg), f"k{i}", batch, n_batches, epoch, MAX_EPOCHS,
-             fossilized, pruned, fossilized + pruned + 1, float(rng.normal(1.0, 0.3)))
+            (
+                sid,
+                pk,
+                _ts(first + step * i, pg),
+                f"k{i}",
+                batch,
+                n_batches,
+                epoch,
+                MAX_EPOCHS,
+                fossilized,
+                pruned,
+                fossilized + pruned + 1,
+                float(rng.normal(1.0, 0.3)),
+            )
         )
         tamiyo.append(
-            (sid, float(1.5 - progress + rng.normal(0, 0.05)), float(abs(rng.normal(0.01, 0.005))),
-             *(float(x) for x in rng.uniform(0.1, 1.0, 3)))
+            (
+                sid,
+                float(1.5 - progress + rng.normal(0, 0.05)),
+                float(abs(rng.normal(0.01, 0.005))),
+                *(float(x) for x in rng.uniform(0.1, 1.0, 3)),
+            )
         )
         for a, action in enumerate(ACTIONS):
-            actions.append((sid, "batch", action, int(epoch * ENVS_PER_SNAPSHOT * (0.7, 0.15, 0.1, 0.05)[a])))
+            actions.append(
+                (sid, "batch", action, int(epoch * ENVS_PER_SNAPSHOT * (0.7, 0.15, 0.1, 0.05)[a]))
+            )
         for b, blueprint in enumerate(BLUEPRINTS[:3]):
-            blueprints.append((sid, blueprint, fossilized + pruned + b, fossilized if b == 0 else 0, pruned if b == 1 else 0))
+            blueprints.append(
+                (
+                    sid,
+                    blueprint,
+                    fossilized + pruned + b,
+                    fossilized if b == 0 else 0,
+                    pruned if b == 1 else 0,
+                )
+            )
         for env in range(ENVS_PER_SNAPSHOT):
             ids["env"] += 1
             ids["seed_set"] += 1
             accuracy = float(skill * (0.6 + 0.4 * epoch / MAX_EPOCHS) + rng.normal(0, 1.0))
             envs.append(
-                (ids["env"], sid, pk, env, env, env, epoch, accuracy, accuracy + 0.5, 1_200_000,
-                 int(rng.integers(0, 50_000)), float(rng.normal(epoch / 10, 0.5)), ids["seed_set"], "healthy", mode)
+                (
+                    ids["env"],
+                    sid,
+                    pk,
+                    env,
+                    env,
+                    env,
+                    epoch,
+                    accuracy,
+                    accuracy + 0.5,
+                    1_200_000,
+                    int(rng.integers(0, 50_000)),
+                    float(rng.normal(epoch / 10, 0.5)),
+                    ids["seed_set"],
+                    "healthy",
+                    mode,
+                )
             )
             seed_sets.append((ids["seed_set"], pk, f"d{ids['seed_set']}"))
             for slot in range(2):
-                stage = ("TRAINING", "BLENDING")[slot] if epoch < MAX_EPOCHS else ("FOSSILIZED", "PRUNED")[slot]
-                seeds.append(
-                    (ids["seed_set"], slot, f"r0c{slot}", f"r0c{slot}", stage, BLUEPRINTS[(pk + env + slot) % 4],
-                     epoch % 7, epoch if epoch == MAX_EPOCHS else 0, "policy_prune" if stage == "PRUNED" else "")
+                stage = (
+                    ("TRAINING", "BLENDING")[slot]
+                    if epoch < MAX_EPOCHS
+                    else ("FOSSILIZED", "PRUNED")[slot]
                 )
-    bulk.insert("snapshots", ["id", "run_pk", "captured_ts", "dedup_key", "current_batch", "max_batches",
-                              "current_epoch", "max_epochs", "cumulative_fossilized", "cumulative_pruned",
-                              "cumulative_germinated", "aggregate_mean_reward"], snapshots)
-    bulk.insert("tamiyo_states", ["snapshot_id", "entropy", "kl_divergence", "head_op_entropy",
-                                  "head_slot_entropy", "head_blueprint_entropy"], tamiyo)
+                seeds.append(
+                    (
+                        ids["seed_set"],
+                        slot,
+                        f"r0c{slot}",
+                        f"r0c{slot}",
+                        stage,
+                        BLUEPRINTS[(pk + env + slot) % 4],
+                        epoch % 7,
+                        epoch if epoch == MAX_EPOCHS else 0,
+                        "policy_prune" if stage == "PRUNED" else "",
+                    )
+                )
+    bulk.insert(
+        "snapshots",
+        [
+            "id",
+            "run_pk",
+            "captured_ts",
+            "dedup_key",
+            "current_batch",
+            "max_batches",
+            "current_epoch",
+            "max_epochs",
+            "cumulative_fossilized",
+            "cumulative_pruned",
+            "cumulative_germinated",
+            "aggregate_mean_reward",
+        ],
+        snapshots,
+    )
+    bulk.insert(
+        "tamiyo_states",
+        [
+            "snapshot_id",
+            "entropy",
+            "kl_divergence",
+            "head_op_entropy",
+            "head_slot_entropy",
+            "head_blueprint_entropy",
+        ],
+        tamiyo,
+    )
     bulk.insert("action_counts", ["snapshot_id", "scope", "action", "count"], actions)
-    bulk.insert("blueprint_counts", ["snapshot_id", "blueprint_id", "spawns", "fossilized", "prunes"], blueprints)
+    bulk.insert(
+        "blueprint_counts",
+        ["snapshot_id", "blueprint_id", "spawns", "fossilized", "prunes"],
+        blueprints,
+    )
     bulk.insert("seed_sets", ["id", "run_pk", "digest"], seed_sets)
-    bulk.insert("env_states", ["id", "snapshot_id", "run_pk", "env_key", "position", "env_id", "current_epoch",
-                               "host_accuracy", "best_accuracy", "host_params", "fossilized_params",
-                               "cumulative_reward", "seeds_id", "status", "reward_mode"], envs)
-    bulk.insert("seed_states", ["seed_set_id", "position", "slot_key", "slot_id", "stage", "blueprint_id",
-                                "epochs_in_stage", "epochs_total", "prune_reason"], seeds)
+    bulk.insert(
+        "env_states",
+        [
+            "id",
+            "snapshot_id",
+            "run_pk",
+            "env_key",
+            "position",
+            "env_id",
+            "current_epoch",
+            "host_accuracy",
+            "best_accuracy",
+            "host_params",
+            "fossilized_params",
+            "cumulative_reward",
+            "seeds_id",
+            "status",
+            "reward_mode",
+        ],
+        envs,
+    )
+    bulk.insert(
+        "seed_states",
+        [
+            "seed_set_id",
+            "position",
+            "slot_key",
+            "slot_id",
+            "stage",
+            "blueprint_id",
+            "epochs_in_stage",
+            "epochs_total",
+            "prune_reason",
+        ],
+        seeds,
+    )
     best, decisions, events = [], [], []
     for k in range(3):
         ids["best"] += 1
         peak = float(skill + rng.normal(3, 1))
-        best.append((ids["best"], pk, f"rec{ids['best']}", f"rec{ids['best']}", k, k, MAX_EPOCHS, peak,
-                     peak - abs(float(rng.normal(0, 0.5))), 1.02, ids["seed_set"] - k, mode))
+        best.append(
+            (
+                ids["best"],
+                pk,
+                f"rec{ids['best']}",
+                f"rec{ids['best']}",
+                k,
+                k,
+                MAX_EPOCHS,
+                peak,
+                peak - abs(float(rng.normal(0, 0.5))),
+                1.02,
+                ids["seed_set"] - k,
+                mode,
+            )
+        )
     for k in range(4):
         ids["decision"] += 1
         confidence = float(rng.uniform(0, 1))
-        decisions.append((ids["decision"], pk, f"d{ids['decision']}", f"d{ids['decision']}", k % n_batches,
-                          MAX_EPOCHS, k, ACTIONS[k], confidence, float(rng.normal(0.2, 0.3)),
-                          float(rng.normal(confidence - 0.4, 0.3)), "2026-01-01T00:00:00"))
+        decisions.append(
+            (
+                ids["decision"],
+                pk,
+                f"d{ids['decision']}",
+                f"d{ids['decision']}",
+                k % n_batches,
+                MAX_EPOCHS,
+                k,
+                ACTIONS[k],
+                confidence,
+                float(rng.normal(0.2, 0.3)),
+                float(rng.normal(confidence - 0.4, 0.3)),
+                "2026-01-01T00:00:00",
+            )
+        )
     for k in range(5):
         ids["event"] += 1
-        events.append((ids["event"], pk, k, "00:00:00", ("SEED_GERMINATED", "PPO_UPDATE_COMPLETED")[k % 2],
-                       f"event {k} of run {pk}", k))
-    bulk.insert("best_runs", ["id", "run_pk", "record_key", "record_id", "env_id", "episode", "epoch",
-                              "peak_accuracy", "final_accuracy", "growth_ratio", "seeds_id", "reward_mode"], best)
-    bulk.insert("decisions", ["id", "run_pk", "decision_key", "decision_id", "batch", "epoch", "env_id",
-                              "chosen_action", "confidence", "expected_value", "actual_reward", "timestamp"], decisions)
-    bulk.insert("events", ["id", "run_pk", "seq", "timestamp", "event_type", "message", "episode"], events)
+        events.append(
+            (
+                ids["event"],
+                pk,
+                k,
+                "00:00:00",
+                ("SEED_GERMINATED", "PPO_UPDATE_COMPLETED")[k % 2],
+                f"event {k} of run {pk}",
+                k,
+            )
+        )
+    bulk.insert(
+        "best_runs",
+        [
+            "id",
+            "run_pk",
+            "record_key",
+            "record_id",
+            "env_id",
+            "episode",
+            "epoch",
+            "peak_accuracy",
+            "final_accuracy",
+            "growth_ratio",
+            "seeds_id",
+            "reward_mode",
+        ],
+        best,
+    )
+    bulk.insert(
+        "decisions",
+        [
+            "id",
+            "run_pk",
+            "decision_key",
+            "decision_id",
+            "batch",
+            "epoch",
+            "env_id",
+            "chosen_action",
+            "confidence",
+            "expected_value",
+            "actual_reward",
+            "timestamp",
+        ],
+        decisions,
+    )
+    bulk.insert(
+        "events", ["id", "run_pk", "seq", "timestamp", "event_type", "message", "episode"], events
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,7 +451,7 @@ def families(engine: sa.Engine, n_runs: int) -> dict[str, tuple[object, float | 
 
     def cohort_comparison():
         outcomes = queries.run_outcomes(engine)
-        return stats.compare_cohorts(outcomes, "reward_mode", "final_accuracy", n_boot=2000)
+        return stats.compare_cohorts(outcomes, "reward_mode", "final_accuracy")
 
     return {
         "runs listing (newest 100)": (lambda: queries.list_runs(engine), 200),
@@ -243,6 +465,7 @@ def families(engine: sa.Engine, n_runs: int) -> dict[str, tuple[object, float | 
         ),
         "count_runs": (lambda: queries.count_runs(engine, group_id="A"), 200),
         "leaderboard (top 100)": (lambda: queries.leaderboard(engine), 200),
+        "run_outcomes (all runs)": (lambda: queries.run_outcomes(engine), 200),
         "cohort comparison (run_outcomes + compare_cohorts)": (cohort_comparison, 200),
         "long run series, mean (5k snapshots)": (
             lambda: queries.run_series(engine, longest, "host_accuracy"),
@@ -252,12 +475,18 @@ def families(engine: sa.Engine, n_runs: int) -> dict[str, tuple[object, float | 
             lambda: queries.run_series(engine, longest, "host_accuracy", per_env=True),
             200,
         ),
-        "long run series, tamiyo entropy": (lambda: queries.run_series(engine, longest, "entropy"), 200),
+        "long run series, tamiyo entropy": (
+            lambda: queries.run_series(engine, longest, "entropy"),
+            200,
+        ),
         "per-run: run_series": (lambda: queries.run_series(engine, middle, "host_accuracy"), None),
         "per-run: decision_table": (lambda: queries.decision_table(engine, middle), None),
         "per-run: seed_funnel": (lambda: queries.seed_funnel(engine, run_id=middle), None),
         "per-run: action_mix": (lambda: queries.action_mix(engine, run_id=middle), None),
-        "per-run: list_runs(search=run_id)": (lambda: queries.list_runs(engine, search=middle), None),
+        "list_runs(search=a run id): scans run labels": (
+            lambda: queries.list_runs(engine, search=middle),
+            None,
+        ),
         "cohort_curves (all runs)": (
             lambda: queries.cohort_curves(engine, "reward_mode", "host_accuracy"),
             None,
@@ -301,6 +530,7 @@ def main() -> None:
     parser.add_argument("--long-runs", type=int, default=3)
     parser.add_argument("--long-snapshots", type=int, default=5_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="Keep the PostgreSQL schemas.")
     args = parser.parse_args()
 
     sizes = [max(args.runs // 10, 1), args.runs]
@@ -331,6 +561,18 @@ def main() -> None:
             else:
                 verdict = "(information)"
             print(f"{name:<52} {a:>10.1f} ms {b:>10.1f} ms {ratio:>5.2f}x  {verdict}")
+        if not args.keep:
+            _drop_postgres_schemas(args.db, sizes)
+
+
+def _drop_postgres_schemas(base: str | None, sizes: list[int]) -> None:
+    if base is None or db.is_sqlite(db.resolve_url(base)):
+        return  # temporary SQLite files go with their folder; named ones stay
+    admin = sa.create_engine(base)
+    with admin.begin() as conn:
+        for n in sizes:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS bench_{n} CASCADE")
+    admin.dispose()
 
 
 if __name__ == "__main__":

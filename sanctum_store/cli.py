@@ -222,3 +222,178 @@ def demo_command(db: str | None, n_runs: int, seed: int, if_empty: bool) -> None
             demo.write_demo(url, runs=[run], progress=progress)
             bar.update(1)
     click.echo(f"{len(runs)} runs, {done['snapshots']} snapshots written to {url}")
+
+
+@main.command("sql")
+@click.argument("statement")
+@db_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "parquet"]),
+    default="table",
+    show_default=True,
+    help="Output format (parquet needs --out).",
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write to this file, not stdout.")
+@click.option(
+    "--timeout", "timeout_s", type=float, default=10.0, show_default=True, help="Seconds."
+)
+@click.option("--max-rows", type=int, default=10_000, show_default=True, help="Row cap.")
+def sql_command(
+    statement: str, db: str | None, fmt: str, out: str | None, timeout_s: float, max_rows: int
+) -> None:
+    """Run one read-only SQL statement (SELECT, WITH or EXPLAIN) against the archive.
+
+    The archive is opened read-only; the statement is stopped after --timeout seconds and at
+    most --max-rows rows are returned (a note on stderr says when more were left). The
+    analyst views (v_runs, v_env_epochs, v_seeds, v_decisions, v_best_runs, v_lifecycle,
+    v_cohorts) are described in README.md.
+
+    \b
+    Example:
+        sanctum-store sql "SELECT reward_mode, avg(final_accuracy) FROM v_runs GROUP BY 1" --db runs.db
+    """
+    from sanctum_store.sql import SQLError, run_query
+
+    if fmt == "parquet" and not out:
+        fail("--format parquet writes a binary file: give it --out FILE")
+    try:
+        result = run_query(resolve_url(db), statement, timeout_s=timeout_s, max_rows=max_rows)
+    except (SQLError, ValueError) as e:
+        fail(str(e))
+    frame = result.frame
+    if fmt == "parquet":
+        _write_parquet(frame, out)
+    else:
+        if fmt == "csv":
+            text = frame.to_csv(index=False)
+        elif fmt == "json":
+            text = frame.to_json(
+                orient="records", date_format="iso", force_ascii=False, double_precision=15
+            )
+            text += "\n"
+        else:
+            text = (frame.to_string(index=False) if len(frame.columns) else "(no rows)") + "\n"
+        if out:
+            with open(out, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+        else:
+            click.echo(text, nl=False)
+    if result.truncated:
+        click.echo(f"note: stopped at {max_rows} rows; more were left (raise --max-rows)", err=True)
+
+
+def _write_parquet(frame, out: str) -> None:
+    import pyarrow as pa
+
+    try:
+        frame.to_parquet(out, index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # A column of mixed Python types (SQLite has no fixed column types): write it as text.
+        mixed = {c: frame[c].map(lambda v: None if v is None else str(v)) for c in frame.columns}
+        frame.assign(**{c: v for c, v in mixed.items() if frame[c].dtype == object}).to_parquet(
+            out, index=False
+        )
+
+
+@main.command("export")
+@click.argument("kind", type=click.Choice(["runs", "series", "leaderboard"]))
+@db_option
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="File to write.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "parquet"]),
+    help="Default: parquet for a .parquet file, else csv.",
+)
+@click.option("--run-id", "run_ids", multiple=True, help="Only this run (repeatable).")
+@click.option("--metric", help="series: the metric (see queries.SERIES_METRICS).")
+@click.option(
+    "--x", "x", type=click.Choice(["batch", "epoch", "time"]), default="batch", show_default=True
+)
+@click.option("--task", multiple=True, help="Only runs of this task (repeatable).")
+@click.option("--reward-mode", multiple=True, help="Only this reward mode (repeatable).")
+@click.option("--group-id", multiple=True, help="Only this A/B group (repeatable).")
+@click.option(
+    "--status",
+    multiple=True,
+    type=click.Choice(["running", "finished", "stale", "crashed", "failed"]),
+)
+@click.option("--since", help="Only runs active since this ISO time.")
+@click.option("--until", help="Only runs active until this ISO time.")
+@click.option("--search", help="Case-insensitive substring of run id, task, reward mode or group.")
+@click.option("--limit", type=int, help="At most this many rows.")
+@click.option("--chunk-rows", type=int, default=10_000, show_default=True, hidden=True)
+def export_command(
+    kind: str,
+    db: str | None,
+    out: str,
+    fmt: str | None,
+    run_ids: tuple[str, ...],
+    metric: str | None,
+    x: str,
+    task: tuple[str, ...],
+    reward_mode: tuple[str, ...],
+    group_id: tuple[str, ...],
+    status: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    search: str | None,
+    limit: int | None,
+    chunk_rows: int,
+) -> None:
+    """Export runs, a metric's series or the leaderboard to CSV or Parquet, streaming.
+
+    Rows are read with a server-side cursor and written a chunk at a time, so exports of any
+    size need little memory. runs: one row per run (the columns of the explorer's run list);
+    series: every value of --metric (per env for env metrics) with its batch position, for
+    the chosen runs; leaderboard: every best-run record, best first.
+
+    \b
+    Example:
+        sanctum-store export series --metric host_accuracy --reward-mode sparse --out acc.parquet
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from sanctum_store import db as dbmod
+    from sanctum_store import export, migrate
+
+    fmt = fmt or ("parquet" if out.lower().endswith((".parquet", ".pq")) else "csv")
+    if kind == "leaderboard":
+        extra = [("--task", task), ("--status", status), ("--since", since), ("--until", until)]
+        extra.append(("--search", search))
+        given = [name for name, value in extra if value]
+        if given:
+            fail(f"the leaderboard cannot be filtered by {', '.join(given)}")
+        filters = {"run_id": run_ids, "reward_mode": reward_mode, "group_id": group_id}
+    else:
+        filters = {
+            "run_id": run_ids,
+            "task": task,
+            "reward_mode": reward_mode,
+            "group_id": group_id,
+            "status": status,
+            "since": since,
+            "until": until,
+            "search": search,
+        }
+    filters = {k: (list(v) if isinstance(v, tuple) else v) for k, v in filters.items() if v}
+    if kind == "series" and not metric:
+        fail("export series needs --metric")
+    engine = dbmod.create_engine(resolve_url(db))
+    try:
+        migrate.check(engine)
+        query = export.query_for(kind, metric=metric, x=x, limit=limit, **filters)
+        total = export.count(engine, query)
+        with click.progressbar(
+            length=total, label=f"exporting {kind}", file=click.get_text_stream("stderr")
+        ) as bar:
+            written = export.write(
+                engine, query, out, fmt, chunk_rows=chunk_rows, progress=bar.update
+            )
+    except (SanctumError, ValueError, SQLAlchemyError) as e:
+        fail(str(e))
+    finally:
+        engine.dispose()
+    click.echo(f"{written} rows written to {out} ({fmt})")

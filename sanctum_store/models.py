@@ -346,6 +346,8 @@ class EnvStateRow(columns_of(schema.EnvState), Base):
     __table_args__ = (
         sa.UniqueConstraint("snapshot_id", "env_key"),
         sa.Index("ix_env_states_run_pk_env_key", "run_pk", "env_key"),
+        # A run's peak accuracy is one seek (best_accuracy is an env's running maximum).
+        sa.Index("ix_env_states_run_pk_best_accuracy", "run_pk", "best_accuracy"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

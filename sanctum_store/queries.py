@@ -15,14 +15,16 @@ Definitions (they matter when comparing runs):
   **mean_reward** (env ``cumulative_reward``: the episode's return so far) and
   **growth_ratio** (``(host_params + fossilized_params) / host_params``, 1 when host_params is 0)
   are means over that snapshot's trained envs.
-* **peak_accuracy**: the best accuracy any env of the run reached: the largest env
-  ``best_accuracy`` / ``host_accuracy`` of any snapshot and best-run ``peak_accuracy``.
+* **peak_accuracy**: the best accuracy any env of the run reached: the largest of any
+  snapshot's env ``best_accuracy`` (an env's running maximum), best-run ``peak_accuracy`` and
+  the final snapshot's env ``host_accuracy``.
 * **batches_done, fossilized, pruned**: ``current_batch`` and the cumulative counters of the
   run's latest snapshot; **fossilize_rate** = fossilized / (fossilized + pruned).
-* **Position** of a snapshot (``x="batch"``): ``current_batch + epoch / max_epochs``, where the
-  epoch is the largest env epoch (0 right after a batch-end reset); ``x="epoch"`` is the same
-  position in epochs (``current_batch * max_epochs + epoch``); ``x="time"`` is seconds since
-  the run's first snapshot.
+* **Position** (``x="batch"``): ``current_batch + epoch / max_epochs``; a snapshot's epoch is
+  its largest env epoch (0 right after a batch-end reset, though the snapshot still shows the
+  last one), an env value's epoch is its env's (:func:`run_series` puts a snapshot's envs at the
+  snapshot's position). ``x="epoch"`` is the same position in epochs (``current_batch *
+  max_epochs + epoch``); ``x="time"`` is seconds since the run's first snapshot.
 * **A seed** is one occupant of a slot: the consecutive observations (snapshots in time order)
   of one ``(run, batch, env, slot)`` holding the same blueprint, starting anew when the
   blueprint changes or the stage goes backwards (a slot re-germinated after a prune). Dormant
@@ -32,8 +34,9 @@ Definitions (they matter when comparing runs):
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -162,6 +165,19 @@ def _engine(source: Any) -> sa.Engine:
     return engine
 
 
+@contextlib.contextmanager
+def read_connection(source: Any) -> Iterator[sa.Connection]:
+    """A connection for these queries, from an Engine or anything with ``.engine``.
+
+    On PostgreSQL its transaction runs without JIT compilation: the correlated per-run
+    subqueries look expensive to the planner, which then spends a second compiling what runs in
+    milliseconds."""
+    with _engine(source).connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL jit = off")
+        yield conn
+
+
 def _utc(moment: datetime | str | None) -> datetime | None:
     if moment is None:
         return None
@@ -230,7 +246,7 @@ def _frame(conn: sa.Connection, query, dtypes: dict[str, str]) -> pd.DataFrame:
     result = conn.execute(query)
     columns = list(result.keys())
     # Plain tuples: pandas probes Row objects for attributes, 6x slower.
-    return _typed(pd.DataFrame([tuple(row) for row in result], columns=columns), dtypes)
+    return _typed(pd.DataFrame([tuple(row) for row in result.all()], columns=columns), dtypes)
 
 
 def _typed(df: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
@@ -296,16 +312,19 @@ def _run_only_columns() -> dict[str, sa.ColumnElement]:
 
 
 def runs_select(
-    conditions: Sequence[sa.ColumnElement] = (),
     *,
     sort: str = "last_seen",
     descending: bool = True,
     limit: int | None = None,
     offset: int = 0,
+    columns: Sequence[str] = tuple(RUN_COLUMNS),
     extra: Sequence[str] = (),
+    **filters,
 ) -> sa.Select:
-    """The per-run query behind :func:`list_runs` (and ``export runs``): RUN_COLUMNS plus the
-    runs columns named in ``extra``, sorted and paged."""
+    """The per-run query behind :func:`list_runs` (and ``export runs``): ``columns`` (of
+    RUN_COLUMNS) plus the runs columns named in ``extra``, filtered, sorted and paged as
+    :func:`list_runs`."""
+    conditions = _run_conditions(**filters)
     if sort not in RUN_COLUMNS:
         raise ValueError(f"cannot sort runs by {sort!r}; choose one of {', '.join(RUN_COLUMNS)}")
     plain = _run_only_columns()
@@ -331,8 +350,9 @@ def runs_select(
             .scalar_subquery()
         )
 
-    # Each a seek on an index: ix_snapshots_run_pk_captured_ts, ix_env_states_run_pk_best_accuracy
-    # (best_accuracy is an env's running maximum), best_runs' (run_pk, record_key).
+    # Per run, each a seek on an index (ix_snapshots_run_pk_captured_ts,
+    # ix_env_states_run_pk_best_accuracy, best_runs' run_pk + record_key); correlated subqueries
+    # beat joins to grouped subqueries here, on both backends.
     picked = sa.select(
         pk,
         newest(_LATEST).label("last_id"),
@@ -345,46 +365,44 @@ def runs_select(
         .where(BEST.c.run_pk == pk)
         .scalar_subquery()
         .label("record_peak"),
-    ).cte("picked")
-    final_envs = (
-        sa.select(
-            picked.c.run_pk,
-            _f(sa.func.avg(ENVS.c.host_accuracy)).label("final_accuracy"),
-            _f(sa.func.avg(ENVS.c.cumulative_reward)).label("mean_reward"),
-            _f(sa.func.avg(_growth(ENVS))).label("growth_ratio"),
-            sa.func.max(ENVS.c.host_accuracy).label("peak"),
-        )
-        .join_from(picked, ENVS, ENVS.c.snapshot_id == picked.c.final_id)
-        .where(ENVS.c.current_epoch > 0)
-        .group_by(picked.c.run_pk)
-        .subquery("final_envs")
     )
+    # MATERIALIZED: each run's picks are computed once, not inlined into every column using them.
+    picked = picked.cte("picked").prefix_with("MATERIALIZED")
+
+    def final(aggregate) -> sa.ScalarSelect:
+        """``aggregate`` over the trained envs of the run's final snapshot."""
+        return (
+            sa.select(aggregate)
+            .where(ENVS.c.snapshot_id == picked.c.final_id, ENVS.c.current_epoch > 0)
+            .scalar_subquery()
+        )
+
     last = _LAST
     fossilized, pruned = last.c.cumulative_fossilized, last.c.cumulative_pruned
-    columns = {
+    computed = {
         **plain,
         "batches_done": last.c.current_batch,
-        "final_accuracy": final_envs.c.final_accuracy,
+        "final_accuracy": final(_f(sa.func.avg(ENVS.c.host_accuracy))),
         "peak_accuracy": _greatest(
-            _greatest(picked.c.env_peak, picked.c.record_peak), final_envs.c.peak
+            _greatest(picked.c.env_peak, picked.c.record_peak),
+            final(sa.func.max(ENVS.c.host_accuracy)),
         ),
-        "mean_reward": final_envs.c.mean_reward,
-        "growth_ratio": final_envs.c.growth_ratio,
+        "mean_reward": final(_f(sa.func.avg(ENVS.c.cumulative_reward))),
+        "growth_ratio": final(_f(sa.func.avg(_growth(ENVS)))),
         "fossilized": fossilized,
         "pruned": pruned,
         "fossilize_rate": _f(fossilized) / sa.func.nullif(fossilized + pruned, 0),
     }
     query = (
         sa.select(
-            *(columns[name].label(name) for name in RUN_COLUMNS),
-            *(RUNS.c[name] for name in extra if name not in RUN_COLUMNS),
+            *(computed[name].label(name) for name in columns),
+            *(RUNS.c[name] for name in extra if name not in columns),
         )
         .select_from(RUNS)
         .join(picked, picked.c.run_pk == RUNS.c.id)
         .outerjoin(last, last.c.id == picked.c.last_id)
-        .outerjoin(final_envs, final_envs.c.run_pk == RUNS.c.id)
     )
-    query = ordered(query, columns[sort])
+    query = ordered(query, computed[sort])
     if limit is not None and not paged_inside:
         query = query.limit(limit).offset(offset)
     return query
@@ -416,7 +434,11 @@ def list_runs(
     Filters take a value or a list of values; ``since``/``until`` keep runs active in that
     window; ``search`` is a case-insensitive substring of run_id, task, reward mode or group.
     """
-    conditions = _run_conditions(
+    query = runs_select(
+        sort=sort,
+        descending=descending,
+        limit=limit,
+        offset=offset,
         task=task,
         reward_mode=reward_mode,
         group_id=group_id,
@@ -425,15 +447,14 @@ def list_runs(
         until=until,
         search=search,
     )
-    query = runs_select(conditions, sort=sort, descending=descending, limit=limit, offset=offset)
-    with _engine(engine).connect() as conn:
+    with read_connection(engine) as conn:
         return _frame(conn, query, RUN_COLUMNS)
 
 
 def count_runs(engine, **filters) -> int:
     """How many runs :func:`list_runs` would list with the same filters (no paging)."""
     query = sa.select(sa.func.count()).select_from(RUNS).where(*_run_conditions(**filters))
-    with _engine(engine).connect() as conn:
+    with read_connection(engine) as conn:
         return int(conn.execute(query).scalar_one())
 
 
@@ -445,7 +466,8 @@ def run_outcomes(engine, **filters) -> pd.DataFrame:
     group_id, task_name, status, config_*``). Takes the filters of :func:`list_runs`.
     """
     config = [name for name in COHORT_ATTRIBUTES if name.startswith("config_")]
-    query = runs_select(_run_conditions(**filters), sort="run_id", descending=False, extra=config)
+    columns = ["run_id", *OUTCOME_METRICS, *COHORT_ATTRIBUTES[:4]]
+    query = runs_select(sort="run_id", descending=False, columns=columns, extra=config, **filters)
     dtypes = {"run_id": "str", **{m: "float64" for m in OUTCOME_METRICS}}
     dtypes.update({a: RUN_COLUMNS.get(a, "str") for a in COHORT_ATTRIBUTES[:4]})
     for name in config:
@@ -457,7 +479,7 @@ def run_outcomes(engine, **filters) -> pd.DataFrame:
             if isinstance(column_type, sa.Integer)
             else "str"
         )
-    with _engine(engine).connect() as conn:
+    with read_connection(engine) as conn:
         return _frame(conn, query, dtypes)
 
 
@@ -529,14 +551,17 @@ def _epoch_in_batch() -> sa.ColumnElement:
 
 
 def _metric_rows(source: str, value: sa.ColumnElement, x: str, where: list) -> sa.Select:
-    """(snapshot_id, run_pk, x, env, value) of the metric, NULL values left out."""
+    """(snapshot_id, run_pk, x, env, value) of the metric, NULL values left out.
+
+    An env value sits at its env's own position (its epoch); a snapshot's position is the
+    largest of its envs' (envs of one snapshot may be an epoch apart)."""
     s = SNAPSHOTS.c
     if source == "env":
         return (
             sa.select(
                 s.id.label("snapshot_id"),
                 s.run_pk,
-                _position(x, sa.func.max(ENVS.c.current_epoch).over(partition_by=s.id)).label("x"),
+                _position(x, ENVS.c.current_epoch).label("x"),
                 ENVS.c.env_key.label("env"),
                 _f(value).label("value"),
             )
@@ -587,37 +612,88 @@ def run_series(
     if max_points < 4:
         raise ValueError(f"max_points must be at least 4, got {max_points}")
     run_pk = sa.select(RUNS.c.id).where(RUNS.c.run_id == run_id).scalar_subquery()
-    rows = _metric_rows(source, value, x, [SNAPSHOTS.c.run_pk == run_pk]).subquery()
-    means = sa.select(
-        rows.c.snapshot_id,
-        sa.func.max(rows.c.x).label("x"),
-        _f(sa.func.avg(rows.c.value)).label("value"),
-        _f(sa.func.avg(rows.c.value * rows.c.value)).label("square"),
-        sa.func.count().label("n"),
-    ).group_by(rows.c.snapshot_id)
+    where = [SNAPSHOTS.c.run_pk == run_pk]
     numbers = {"snapshot_id": "int64", "x": "float64", "value": "float64"}
-    with _engine(engine).connect() as conn:
-        mean = _frame(conn, means, {**numbers, "square": "float64", "n": "int64"})
+    with read_connection(engine) as conn:
         per = None
-        if per_env and source == "env":
+        if source == "env" and per_env:
+            rows = _metric_rows(source, value, x, where).subquery()
             query = sa.select(rows.c.snapshot_id, rows.c.x, rows.c.value, rows.c.env)
             per = _frame(conn, query, {**numbers, "env": "str"})
+            # Every env of a snapshot at the snapshot's position, in line with the mean.
+            per["x"] = per.groupby("snapshot_id")["x"].transform("max")
+            grouped = per.groupby("snapshot_id", sort=False)
+            mean = grouped.agg(
+                x=("x", "first"), value=("value", "mean"), std=("value", "std"), n=("value", "size")
+            ).reset_index()
+        elif source == "env":
+            mean = _frame(
+                conn, _env_means(value, x, where), {**numbers, "square": "float64", "n": "int64"}
+            )
+            n = mean["n"].to_numpy(float)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                variance = np.clip(mean["square"] - mean["value"] ** 2, 0, None) * n / (n - 1)
+            mean = mean.assign(std=np.sqrt(variance).where(n > 1)).drop(columns="square")
+        else:
+            rows = _metric_rows(source, value, x, where).subquery()
+            query = sa.select(rows.c.snapshot_id, rows.c.x, rows.c.value)
+            mean = _frame(conn, query, numbers).assign(std=math.nan, n=1)
         origin = 0.0
         if x == "time":
-            first = sa.select(sa.func.min(_epoch_seconds(SNAPSHOTS.c.captured_ts))).where(
-                SNAPSHOTS.c.run_pk == run_pk
-            )
+            first = sa.select(sa.func.min(_epoch_seconds(SNAPSHOTS.c.captured_ts))).where(*where)
             origin = conn.execute(first).scalar() or 0.0
-    n = mean["n"].to_numpy(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        variance = np.clip(mean["square"] - mean["value"] ** 2, 0, None) * n / (n - 1)
-    mean = mean.assign(std=np.sqrt(variance).where(n > 1), env="mean", x=mean["x"] - origin)
+    mean = mean.assign(env="mean", x=mean["x"] - origin)
     parts = [_downsampled(mean, max_points)]
     if per is not None:
         per = per.assign(std=math.nan, n=1, x=per["x"] - origin)
         parts += [_downsampled(group, max_points) for _, group in per.groupby("env", sort=True)]
     parts = [p for p in parts if len(p)]
     return _typed(pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(), SERIES_COLUMNS)
+
+
+def _env_means(value: sa.ColumnElement, x: str, where: list) -> sa.Select:
+    """Per snapshot: x, the mean of an env metric over trained envs, its mean square, count."""
+    s = SNAPSHOTS.c
+    return (
+        sa.select(
+            s.id.label("snapshot_id"),
+            _position(x, sa.func.max(ENVS.c.current_epoch)).label("x"),
+            _f(sa.func.avg(value)).label("value"),
+            _f(sa.func.avg(value * value)).label("square"),
+            sa.func.count(value).label("n"),
+        )
+        .join_from(SNAPSHOTS, ENVS, ENVS.c.snapshot_id == s.id)
+        .where(*where, ENVS.c.current_epoch > 0, value.is_not(None))
+        # Grouping by the primary key lets PostgreSQL read the snapshot's other columns too.
+        .group_by(s.id)
+    )
+
+
+def series_select(metric: str, *, x: str = "batch", **filters) -> sa.Select:
+    """Every value of a metric, unsampled, for the runs matching the filters of
+    :func:`list_runs` (``run_id=`` for some runs): the query behind ``export series``.
+
+    Columns: ``run_id, snapshot_id, captured_ts, batch, x`` (an env value at its env's own
+    epoch), ``env`` (NULL for tamiyo and snapshot metrics), ``value``; in run and x order.
+    ``x="time"`` is seconds since the Unix epoch.
+    """
+    source, value = _metric(metric)
+    rows = _metric_rows(source, value, x, _run_conditions(**filters))
+    rows = rows.join(RUNS, RUNS.c.id == SNAPSHOTS.c.run_pk).subquery()
+    return (
+        sa.select(
+            RUNS.c.run_id,
+            rows.c.snapshot_id,
+            SNAPSHOTS.c.captured_ts,
+            SNAPSHOTS.c.current_batch.label("batch"),
+            rows.c.x,
+            rows.c.env,
+            rows.c.value,
+        )
+        .join_from(rows, SNAPSHOTS, SNAPSHOTS.c.id == rows.c.snapshot_id)
+        .join(RUNS, RUNS.c.id == rows.c.run_pk)
+        .order_by(RUNS.c.run_id, rows.c.x, rows.c.snapshot_id, rows.c.env)
+    )
 
 
 def _downsampled(series: pd.DataFrame, max_points: int) -> pd.DataFrame:
@@ -629,8 +705,8 @@ def _downsampled(series: pd.DataFrame, max_points: int) -> pd.DataFrame:
 def downsample_indices(x: np.ndarray, y: np.ndarray, max_points: int) -> np.ndarray:
     """Sorted indices of at most ``max_points`` points that keep a series' shape.
 
-    Largest-Triangle-Three-Buckets (Steinarsson 2013) picks ``max_points - 2`` points; the
-    minimum and maximum of ``y``, which LTTB alone may drop, are added. ``x`` must be sorted and
+    Largest-Triangle-Three-Buckets (Steinarsson 2013) picks the points; the minimum and
+    maximum of ``y``, which LTTB alone may drop, are always kept (from the same budget). ``x`` must be sorted and
     ``y`` finite. A series of at most ``max_points`` points is kept whole.
     """
     n = len(x)
@@ -639,13 +715,16 @@ def downsample_indices(x: np.ndarray, y: np.ndarray, max_points: int) -> np.ndar
     if max_points < 4:
         raise ValueError(f"max_points must be at least 4, got {max_points}")
     x, y = np.asarray(x, float), np.asarray(y, float)
-    chosen = _lttb(x, y, max_points - 2)
-    return np.union1d(chosen, [int(np.argmin(y)), int(np.argmax(y))])
+    extremes = {int(np.argmin(y)), int(np.argmax(y))} - {0, n - 1}
+    chosen = _lttb(x, y, max_points - len(extremes))
+    return np.union1d(chosen, sorted(extremes)).astype(int)
 
 
 def _lttb(x: np.ndarray, y: np.ndarray, m: int) -> np.ndarray:
     """LTTB: the first and last points, and one point per bucket of the m - 2 between."""
     n = len(x)
+    if m <= 2:
+        return np.array([0, n - 1])
     # Bucket i covers [edges[i], edges[i + 1]) of the points strictly between the first and last.
     edges = (np.arange(m - 1) * (n - 2) // (m - 2) + 1).astype(int)
     edges[-1] = n - 1
@@ -654,16 +733,30 @@ def _lttb(x: np.ndarray, y: np.ndarray, m: int) -> np.ndarray:
     # for the last bucket).
     next_x = np.append((np.add.reduceat(x[:-1], edges[:-1]) / sizes)[1:], x[-1])
     next_y = np.append((np.add.reduceat(y[:-1], edges[:-1]) / sizes)[1:], y[-1])
-    chosen = np.empty(m, dtype=int)
-    chosen[0], chosen[-1] = 0, n - 1
+    chosen = [0]
     a = 0
-    for i in range(m - 2):
-        lo, hi = edges[i], edges[i + 1]
-        ax, ay = x[a], y[a]
-        area = np.abs((ax - next_x[i]) * (y[lo:hi] - ay) - (ax - x[lo:hi]) * (next_y[i] - ay))
-        a = lo + int(np.argmax(area))
-        chosen[i + 1] = a
-    return chosen
+    if sizes.mean() < 32:
+        # Small buckets: plain Python beats numpy's per-call overhead several times over.
+        xs, ys, bounds = x.tolist(), y.tolist(), edges.tolist()
+        for i, (cx, cy) in enumerate(zip(next_x.tolist(), next_y.tolist(), strict=True)):
+            ax, ay = xs[a], ys[a]
+            dx, dy = ax - cx, cy - ay
+            best, a_next = -1.0, bounds[i]
+            for j in range(bounds[i], bounds[i + 1]):
+                area = abs(dx * (ys[j] - ay) - (ax - xs[j]) * dy)
+                if area > best:
+                    best, a_next = area, j
+            a = a_next
+            chosen.append(a)
+    else:
+        for i in range(m - 2):
+            lo, hi = edges[i], edges[i + 1]
+            ax, ay = x[a], y[a]
+            area = np.abs((ax - next_x[i]) * (y[lo:hi] - ay) - (ax - x[lo:hi]) * (next_y[i] - ay))
+            a = lo + int(np.argmax(area))
+            chosen.append(a)
+    chosen.append(n - 1)
+    return np.asarray(chosen, dtype=int)
 
 
 COHORT_CURVE_COLUMNS = {
@@ -712,7 +805,7 @@ def cohort_curves(
             .subquery()
         )
         position = rows.c.x
-    with _engine(engine).connect() as conn:
+    with read_connection(engine) as conn:
         low, high = conn.execute(sa.select(sa.func.min(position), sa.func.max(position))).one()
         if low is None:
             return _typed(pd.DataFrame(), COHORT_CURVE_COLUMNS)
@@ -878,7 +971,7 @@ def leaderboard(
     query = leaderboard_select(
         reward_mode=reward_mode, group_id=group_id, run_id=run_id, limit=limit
     )
-    with _engine(engine).connect() as conn:
+    with read_connection(engine) as conn:
         return _frame(conn, query, LEADERBOARD_COLUMNS)
 
 
@@ -1041,7 +1134,7 @@ def seed_funnel(engine, *, by: str | None = "blueprint", cohort: str | None = No
     dtypes = _with_cohort(
         {**({_SEED_BY[by]: "str"} if by else {}), **dict.fromkeys(names, "int64")}, cohort
     )
-    with _engine(engine).connect() as conn:
+    with read_connection(engine) as conn:
         df = _frame(conn, query, dtypes)
         if by == "blueprint":
             df = df.merge(
@@ -1118,7 +1211,7 @@ def seed_lifespans(engine, *, cohort: str | None = None, **filters) -> pd.DataFr
         .order_by(*keys)
     )
     dtypes = {"outcome": "str", "blueprint_id": "str", "epochs_total": "int64", "n": "int64"}
-    with _engine(engine).connect() as conn:
+    with read_connection(engine) as conn:
         return _frame(conn, query, _with_cohort(dtypes, cohort))
 
 
@@ -1170,7 +1263,7 @@ def time_in_stage(engine, *, by: str | None = "blueprint", cohort: str | None = 
         "min_epochs": "int64",
         "max_epochs": "int64",
     }
-    with _engine(engine).connect() as conn:
+    with read_connection(engine) as conn:
         return _frame(conn, query, _with_cohort(dtypes, cohort))
 
 
@@ -1192,7 +1285,7 @@ def prune_reasons(engine, *, cohort: str | None = None, **filters) -> pd.DataFra
         sa.select(*keys, sa.func.count().label("n")).where(seeds.c.pruned_seen == 1).group_by(*keys)
     )
     dtypes = {"prune_reason": "str", "auto_pruned": "bool", "n": "int64"}
-    with _engine(engine).connect() as conn:
+    with read_connection(engine) as conn:
         df = _frame(conn, query, _with_cohort(dtypes, cohort))
     totals = df.groupby("cohort")["n"].transform("sum") if cohort else df["n"].sum()
     df["share"] = (df["n"] / totals).astype("float64")
@@ -1244,7 +1337,7 @@ def action_mix(engine, *, cohort: str | None = None, **filters) -> pd.DataFrame:
         .order_by(*keys)
     )
     dtypes = {"batch": "int64", "action": "str", "count": "int64", "runs": "int64"}
-    with _engine(engine).connect() as conn:
+    with read_connection(engine) as conn:
         df = _frame(conn, query, _with_cohort(dtypes, cohort))
     batch = ["cohort", "batch"] if cohort else ["batch"]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -1301,7 +1394,7 @@ def calibration(engine, *, bins: int = 10, **filters) -> pd.DataFrame:
         "mean_reward": "float64",
         "n": "int64",
     }
-    with _engine(engine).connect() as conn:
+    with read_connection(engine) as conn:
         found = _frame(conn, query, dtypes)
     df = pd.DataFrame({"bin": np.arange(bins)}).merge(found, how="left", on="bin")
     df.insert(1, "bin_low", df["bin"] / bins)
@@ -1352,7 +1445,7 @@ def value_vs_reward(engine, *, limit: int = 2000, **filters) -> pd.DataFrame:
         .order_by(scramble, d.id)
         .limit(limit)
     )
-    with _engine(engine).connect() as conn:
+    with read_connection(engine) as conn:
         return _frame(conn, query, VALUE_COLUMNS)
 
 
@@ -1379,7 +1472,7 @@ def head_entropy(engine, run_id: str | Sequence[str] | None = None, **filters) -
         .group_by(SNAPSHOTS.c.current_batch)
         .order_by(SNAPSHOTS.c.current_batch)
     )
-    with _engine(engine).connect() as conn:
+    with read_connection(engine) as conn:
         wide = _frame(
             conn, query, {"batch": "int64", **dict.fromkeys(HEADS, "float64"), "n": "int64"}
         )
@@ -1432,7 +1525,7 @@ def decision_table(engine, run_id: str, *, limit: int = 200) -> pd.DataFrame:
         .order_by(d.batch.desc(), d.epoch.desc(), d.id.desc())
         .limit(limit)
     )
-    with _engine(engine).connect() as conn:
+    with read_connection(engine) as conn:
         df = _frame(
             conn,
             top,
@@ -1522,7 +1615,7 @@ def synergy(engine, *, limit: int | None = 10_000, **filters) -> pd.DataFrame:
         .order_by(SNAPSHOTS.c.captured_ts.desc(), SNAPSHOTS.c.id.desc(), ENVS.c.env_key)
         .limit(limit)
     )
-    with _engine(engine).connect() as conn:
+    with read_connection(engine) as conn:
         return _frame(conn, query, SYNERGY_COLUMNS)
 
 
@@ -1541,36 +1634,21 @@ def shapley_ranking(
     if by not in ("slot", "blueprint"):
         raise ValueError(f"by must be 'slot' or 'blueprint', got {by!r}")
     conditions, cohort_expr = _seed_scope(cohort, filters)
-    shown = (
-        sa.select(
-            (cohort_expr if cohort_expr is not None else sa.literal(None, sa.Text)).label("cohort"),
-            ENVS.c.run_pk,
-            ENVS.c.env_key,
-            ENVS.c.shapley_snapshot_id,
-            ENVS.c.seeds_id,
+    label = cohort_expr if cohort_expr is not None else sa.literal(None, sa.Text)
+    columns = [label.label("cohort"), ENVS.c.run_pk, ENVS.c.env_key, ENVS.c.shapley_snapshot_id]
+    shown = sa.select(*columns).join_from(ENVS, RUNS, RUNS.c.id == ENVS.c.run_pk)
+    if by == "blueprint":
+        # The blueprint of the seed in that slot then; each pairing counts once.
+        shown = (
+            shown.add_columns(SEEDS.c.slot_key, SEEDS.c.blueprint_id)
+            .join(SEEDS, SEEDS.c.seed_set_id == ENVS.c.seeds_id)
+            .where(SEEDS.c.blueprint_id.is_not(None))
         )
-        .join_from(ENVS, RUNS, RUNS.c.id == ENVS.c.run_pk)
-        .where(ENVS.c.shapley_snapshot_id.is_not(None), *conditions)
+    shown = (
+        shown.where(ENVS.c.shapley_snapshot_id.is_not(None), *conditions)
         .distinct()
         .subquery("shown")
     )
-    if by == "blueprint":
-        # The blueprint of the seed in that slot (seed sets are per run, so several versions of
-        # one Shapley snapshot may pair it with different seeds: take each pairing once).
-        shown = (
-            sa.select(
-                shown.c.cohort,
-                shown.c.run_pk,
-                shown.c.env_key,
-                shown.c.shapley_snapshot_id,
-                SEEDS.c.slot_key,
-                SEEDS.c.blueprint_id,
-            )
-            .join_from(shown, SEEDS, SEEDS.c.seed_set_id == shown.c.seeds_id)
-            .where(SEEDS.c.blueprint_id.is_not(None))
-            .distinct()
-            .subquery("shown_seeds")
-        )
     s = SHAPLEY.c
     estimates = sa.select(shown.c.cohort, s.slot_id, s.mean, s.std).join_from(
         shown, SHAPLEY, s.shapley_id == shown.c.shapley_snapshot_id
@@ -1593,7 +1671,7 @@ def shapley_ranking(
     ).group_by(*keys)
     name = "slot_id" if by == "slot" else "blueprint_id"
     dtypes = {name: "str", "mean_value": "float64", "n": "int64", "share_significant": "float64"}
-    with _engine(engine).connect() as conn:
+    with read_connection(engine) as conn:
         df = _frame(conn, query, _with_cohort(dtypes, cohort))
     order = ["cohort", "mean_value", name] if cohort else ["mean_value", name]
     ascending = [True, False, True] if cohort else [False, True]
@@ -1669,5 +1747,68 @@ def search_events(
     query = (
         query.where(*(c for c in conditions if c is not None)).order_by(e.id.desc()).limit(limit)
     )
-    with _engine(engine).connect() as conn:
+    with read_connection(engine) as conn:
         return _frame(conn, query, EVENT_COLUMNS)
+
+
+# --------------------------------------------------------------------------------------------
+# Small look-ups for the explorer
+# --------------------------------------------------------------------------------------------
+
+FACETS = ("reward_mode", "group_id", "task_name")
+
+
+def run_facets(engine) -> dict[str, list[str]]:
+    """The values runs take for each of :data:`FACETS` (filter choices), sorted."""
+    out: dict[str, list[str]] = {}
+    with read_connection(engine) as conn:
+        for name in FACETS:
+            column = RUNS.c[name]
+            query = sa.select(column).where(column.is_not(None)).distinct().order_by(column)
+            out[name] = [str(value) for value in conn.execute(query).scalars()]
+    return out
+
+
+SNAPSHOT_TIME_COLUMNS = {
+    "snapshot_id": "int64",
+    "captured_ts": "datetime64[us]",
+    "current_batch": "int64",
+    "current_epoch": "int64",
+}
+
+
+def snapshot_times(engine, run_id: str) -> pd.DataFrame:
+    """A run's stored snapshots in time order. Columns: ``snapshot_id, captured_ts`` (UTC),
+    ``current_batch, current_epoch``."""
+    query = (
+        sa.select(
+            SNAPSHOTS.c.id.label("snapshot_id"),
+            SNAPSHOTS.c.captured_ts,
+            SNAPSHOTS.c.current_batch,
+            SNAPSHOTS.c.current_epoch,
+        )
+        .join(RUNS, RUNS.c.id == SNAPSHOTS.c.run_pk)
+        .where(RUNS.c.run_id == run_id)
+        .order_by(SNAPSHOTS.c.captured_ts, SNAPSHOTS.c.id)
+    )
+    with read_connection(engine) as conn:
+        return _frame(conn, query, SNAPSHOT_TIME_COLUMNS)
+
+
+def best_run_record(engine, run_id: str, record_id: str) -> dict:
+    """One best-run record in full, in JSON form (seeds, histories, reward components,
+    counterfactual, Shapley), as it was last stored. Raises LookupError if absent."""
+    from sanctum_store import codec, reader, schema
+
+    query = (
+        sa.select(BEST)
+        .join(RUNS, RUNS.c.id == BEST.c.run_pk)
+        .where(RUNS.c.run_id == run_id, BEST.c.record_id == record_id)
+        .order_by(BEST.c.id.desc())
+        .limit(1)
+    )
+    with read_connection(engine) as conn:
+        row = conn.execute(query).mappings().first()
+        if row is None:
+            raise LookupError(f"run {run_id!r} has no best-run record {record_id!r}")
+        return codec.object_to_json(schema.BestRunRecord, reader.keyed_tree(conn, "best_runs", row))
