@@ -153,7 +153,11 @@ def cohort_statistics(
     outcomes = outcomes.assign(cohort=outcomes["cohort"].astype(str))
     return (
         stats.describe_cohorts(outcomes, "cohort", metric),
-        stats.compare_cohorts(outcomes, "cohort", metric, higher_is_better=higher_is_better),
+        # 2,000 resamples: a percentile CI stable to about a hundredth of its width, in a
+        # fifth of the time of the default 10,000.
+        stats.compare_cohorts(
+            outcomes, "cohort", metric, higher_is_better=higher_is_better, n_boot=2_000
+        ),
     )
 
 
@@ -167,3 +171,29 @@ def _schema_overview(url: str) -> pd.DataFrame:
 def schema_overview() -> pd.DataFrame:
     """Tables and views with their columns, for the SQL page's schema browser."""
     return _schema_overview(archive_url())
+
+
+#: Whole-archive pages (lifecycle, attribution, decisions) look at this many recent runs by
+#: default: their questions read every seed or decision observation, which on a 10,000-run
+#: archive takes many seconds.
+RECENT_RUNS = 200
+
+
+def scope_filter(choice: str) -> dict[str, Any]:
+    """Run filters for a page's scope picker (see :func:`scope_picker`)."""
+    if choice == "all runs":
+        return {}
+    ids = query("run_index", limit=RECENT_RUNS)["run_id"].tolist()
+    return {"run_id": ids}
+
+
+def scope_picker(column, key: str) -> dict[str, Any]:
+    """A "which runs" picker: the recent runs (fast) or all runs; returns the run filters."""
+    total = query("count_runs")
+    options = (
+        ["all runs"] if total <= RECENT_RUNS else [f"{RECENT_RUNS} most recent runs", "all runs"]
+    )
+    choice = column.selectbox(
+        "Runs", options, key=key, help=f"{total} runs in the archive; all of them may take a while."
+    )
+    return scope_filter(choice)

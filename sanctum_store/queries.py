@@ -411,6 +411,7 @@ def runs_select(
 def list_runs(
     engine,
     *,
+    run_id: str | Sequence[str] | None = None,
     task: str | Sequence[str] | None = None,
     reward_mode: str | Sequence[str] | None = None,
     group_id: str | Sequence[str] | None = None,
@@ -431,7 +432,7 @@ def list_runs(
     snapshot_count, batches_done, max_batches, final_accuracy, peak_accuracy, mean_reward,
     growth_ratio, fossilized, pruned, fossilize_rate, config_seed, config_lr``.
 
-    Filters take a value or a list of values; ``since``/``until`` keep runs active in that
+    Filters take a value or a list of values (``run_id``: those runs); ``since``/``until`` keep runs active in that
     window; ``search`` is a case-insensitive substring of run_id, task, reward mode or group.
     """
     query = runs_select(
@@ -439,6 +440,7 @@ def list_runs(
         descending=descending,
         limit=limit,
         offset=offset,
+        run_id=run_id,
         task=task,
         reward_mode=reward_mode,
         group_id=group_id,
@@ -1812,3 +1814,35 @@ def best_run_record(engine, run_id: str, record_id: str) -> dict:
         if row is None:
             raise LookupError(f"run {run_id!r} has no best-run record {record_id!r}")
         return codec.object_to_json(schema.BestRunRecord, reader.keyed_tree(conn, "best_runs", row))
+
+
+RUN_INDEX_COLUMNS = {
+    "run_id": "str",
+    "status": "str",
+    "reward_mode": "str",
+    "group_id": "str",
+    "last_seen": "datetime64[us]",
+}
+
+
+def run_index(engine, *, limit: int | None = None, **filters) -> pd.DataFrame:
+    """Runs by last sign of life, newest first, without their outcomes (cheap: for pickers
+    and for scoping whole-archive questions to recent runs).
+
+    Columns: ``run_id, status`` (effective), ``reward_mode, group_id, last_seen``. Takes the
+    run filters of :func:`list_runs`.
+    """
+    query = (
+        sa.select(
+            RUNS.c.run_id,
+            status_expression(RUNS).label("status"),
+            RUNS.c.reward_mode,
+            RUNS.c.group_id,
+            RUNS.c.last_seen,
+        )
+        .where(*_run_conditions(**filters))
+        .order_by(RUNS.c.last_seen.desc(), RUNS.c.id.desc())
+        .limit(limit)
+    )
+    with read_connection(engine) as conn:
+        return _frame(conn, query, RUN_INDEX_COLUMNS)

@@ -8,12 +8,13 @@ import streamlit as st
 from sanctum_store.queries import COHORT_ATTRIBUTES
 
 st.title("Attribution")
-left, right = st.columns(2)
-by = left.radio("Rank", ["blueprint", "slot"], horizontal=True, key="attr_by")
+left, middle, right = st.columns(3)
+scope = data.scope_picker(left, "attr_scope")
+by = middle.radio("Rank", ["blueprint", "slot"], horizontal=True, key="attr_by")
 split = right.selectbox("Split by cohort", ["(none)", *COHORT_ATTRIBUTES], key="attr_cohort")
 cohort = None if split == "(none)" else split
 
-ranking = data.query("shapley_ranking", by=by, cohort=cohort)
+ranking = data.query("shapley_ranking", by=by, cohort=cohort, **scope)
 if ranking.empty:
     st.info("No Shapley estimates recorded yet.")
 else:
@@ -33,7 +34,7 @@ else:
     st.dataframe(ranking, hide_index=True, key="attr_ranking")
 
 st.subheader("Counterfactual synergy")
-synergy = data.query("synergy", limit=2000)
+synergy = data.query("synergy", limit=2000, **scope)
 if synergy.empty:
     st.info("No counterfactual matrices recorded yet.")
 else:

@@ -8,7 +8,7 @@ import streamlit as st
 from sanctum_store.queries import SERIES_METRICS
 
 st.title("Compare runs")
-runs = data.query("list_runs", limit=None)
+runs = data.query("run_index")
 if runs.empty:
     st.info("No runs in this archive yet.")
     st.stop()
@@ -43,7 +43,7 @@ st.altair_chart(
 )
 
 st.subheader("Outcomes and configuration")
-table = runs.set_index("run_id").loc[chosen]
+table = data.query("list_runs", run_id=chosen, limit=None).set_index("run_id").loc[chosen]
 configs = pd.DataFrame({run_id: data.run_config(run_id) for run_id in chosen})
 side_by_side = pd.concat([table.T.astype(str), configs.astype(str)])
 if st.toggle("Only rows that differ", key="compare_diff_only"):

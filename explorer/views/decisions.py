@@ -5,12 +5,16 @@ import data
 import streamlit as st
 
 st.title("Decisions")
-runs = data.query("list_runs", limit=None)
+runs = data.query("run_index")
 if runs.empty:
     st.info("No runs in this archive yet.")
     st.stop()
-scope = st.selectbox("Runs", ["all runs", *runs["run_id"]], key="dec_scope")
-filters = {} if scope == "all runs" else {"run_id": scope}
+recent = f"{data.RECENT_RUNS} most recent runs"
+scope = st.selectbox("Runs", [recent, "all runs", *runs["run_id"]], key="dec_scope")
+if scope in (recent, "all runs"):
+    filters = data.scope_filter(scope)
+else:
+    filters = {"run_id": scope}
 
 mix = data.query("action_mix", **filters)
 if mix.empty:
@@ -49,7 +53,7 @@ if not entropy.empty:
         width="stretch",
     )
 
-if scope != "all runs":
+if scope not in (recent, "all runs"):
     st.subheader("Decision log")
     st.dataframe(data.query("decision_table", run_id=scope), hide_index=True, key="dec_table")
 else:

@@ -9,13 +9,14 @@ from sanctum_store.queries import COHORT_ATTRIBUTES
 STAGE_ORDER = ["germinated", "training", "blending", "holding", "fossilized", "pruned"]
 
 st.title("Seed lifecycle")
-left, right = st.columns(2)
-split = left.selectbox("Split by cohort", ["(none)", *COHORT_ATTRIBUTES], key="life_cohort")
+left, middle, right = st.columns(3)
+scope = data.scope_picker(left, "life_scope")
+split = middle.selectbox("Split by cohort", ["(none)", *COHORT_ATTRIBUTES], key="life_cohort")
 cohort = None if split == "(none)" else split
 by = right.radio("Per", ["blueprint", "slot"], horizontal=True, key="life_by")
 key = "blueprint_id" if by == "blueprint" else "slot_key"
 
-funnel = data.query("seed_funnel", by=by, cohort=cohort)
+funnel = data.query("seed_funnel", by=by, cohort=cohort, **scope)
 if funnel.empty:
     st.info("No seeds recorded yet.")
     st.stop()
@@ -48,7 +49,7 @@ st.dataframe(
 )
 
 left, right = st.columns(2)
-lifespans = data.query("seed_lifespans", cohort=cohort)
+lifespans = data.query("seed_lifespans", cohort=cohort, **scope)
 if not lifespans.empty:
     expanded = lifespans.loc[lifespans.index.repeat(lifespans["n"].clip(upper=500))]
     left.altair_chart(
@@ -60,7 +61,7 @@ if not lifespans.empty:
         ),
         width="stretch",
     )
-stages = data.query("time_in_stage", by=None, cohort=cohort)
+stages = data.query("time_in_stage", by=None, cohort=cohort, **scope)
 if not stages.empty:
     right.altair_chart(
         charts.ranking(
@@ -75,6 +76,6 @@ if not stages.empty:
     )
 
 st.subheader("Prune reasons")
-reasons = data.query("prune_reasons", cohort=cohort)
+reasons = data.query("prune_reasons", cohort=cohort, **scope)
 reasons = reasons.assign(kind=reasons["auto_pruned"].map({True: "auto", False: "policy"}))
 st.dataframe(reasons, hide_index=True, key="life_reasons")

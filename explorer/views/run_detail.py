@@ -18,7 +18,7 @@ PPO_METRICS = {
     "collapse_risk_score": ("default", "loss"),
 }
 
-runs = data.query("list_runs", limit=None, sort="last_seen")
+runs = data.query("run_index")
 if runs.empty:
     st.info("No runs in this archive yet.")
     st.stop()
@@ -33,7 +33,7 @@ run_id = st.selectbox(
     on_change=lambda: st.session_state.pop("detail_moment", None),
 )
 st.query_params["run"] = run_id
-run = runs.set_index("run_id").loc[run_id]
+run = data.query("list_runs", run_id=run_id, limit=1).iloc[0]
 live = run["status"] == "running"
 
 st.title(run_id)

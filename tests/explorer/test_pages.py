@@ -136,7 +136,7 @@ def test_compare_diff_only_hides_equal_rows(monkeypatch, demo_archive):
 def test_decisions_for_one_run_show_the_decision_log(monkeypatch, demo_archive):
     at = open_page(monkeypatch, demo_archive, "views/decisions.py")
     assert len(charts(at)) >= 3
-    run = at.selectbox(key="dec_scope").options[1]
+    run = at.selectbox(key="dec_scope").options[2]  # after "recent runs" and "all runs"
     at.selectbox(key="dec_scope").select(run).run()
     log = table(at, "alternatives")
     assert len(log) > 0 and "alternatives" in log.columns
