@@ -984,6 +984,14 @@ def leaderboard(
 _SEED_BY = {"blueprint": "blueprint_id", "slot": "slot_key"}
 
 
+def _by_run(conditions: list) -> list:
+    """Run filters as ``env_states.run_pk IN (matching runs)``: planners then walk the
+    (run_pk, ...) index from the few matching runs instead of scanning every env row."""
+    if not conditions:
+        return []
+    return [ENVS.c.run_pk.in_(sa.select(RUNS.c.id).where(*conditions).scalar_subquery())]
+
+
 def _seed_observations(conditions: list, cohort: sa.ColumnElement | None) -> sa.Subquery:
     """Every non-dormant seed slot seen in a snapshot, numbered into seeds (``seed``): within a
     (run, batch, env, slot), a new seed starts when the blueprint changes or the stage goes
@@ -1015,7 +1023,7 @@ def _seed_observations(conditions: list, cohort: sa.ColumnElement | None) -> sa.
         .join(SNAPSHOTS, SNAPSHOTS.c.id == ENVS.c.snapshot_id)
         .join(RUNS, RUNS.c.id == ENVS.c.run_pk)
         .join(SEEDS, SEEDS.c.seed_set_id == ENVS.c.seeds_id)
-        .where(stage != "DORMANT", SEEDS.c.blueprint_id.is_not(None), *conditions)
+        .where(stage != "DORMANT", SEEDS.c.blueprint_id.is_not(None), *_by_run(conditions))
         .subquery("observed")
     )
     o = observed.c
@@ -1075,7 +1083,7 @@ def _seeds(conditions: list, cohort: sa.ColumnElement | None) -> sa.Subquery:
         )
         .join_from(ENVS, SNAPSHOTS, SNAPSHOTS.c.id == ENVS.c.snapshot_id)
         .join(RUNS, RUNS.c.id == ENVS.c.run_pk)
-        .where(ENVS.c.current_epoch > 0, *conditions)
+        .where(ENVS.c.current_epoch > 0, *_by_run(conditions))
         .group_by(ENVS.c.run_pk, SNAPSHOTS.c.current_batch, ENVS.c.env_key)
         .subquery("env_seen")
     )
