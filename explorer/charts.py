@@ -34,6 +34,20 @@ STATUS_BADGES = {
 }
 
 
+def coarsen(
+    df: pd.DataFrame, *, x: str, by: str, values: dict[str, str], max_x: int = 200
+) -> pd.DataFrame:
+    """At most ``max_x`` distinct ``x`` values: x is cut into equal-width buckets (each
+    labelled by its first x) and ``values`` aggregated per bucket and ``by`` with the given
+    functions ("sum", "mean"). Long runs have thousands of batches; a bar per batch is noise."""
+    if df.empty or df[x].nunique() <= max_x:
+        return df
+    low, high = df[x].min(), df[x].max()
+    width = max(1, -(-(high - low + 1) // max_x))
+    bucketed = df.assign(**{x: low + (df[x] - low) // width * width})
+    return bucketed.groupby([x, by], as_index=False).agg(values)
+
+
 def _check_size(df: pd.DataFrame, per: str | None = None) -> None:
     sizes = df.groupby(per).size() if per and per in df and not df.empty else pd.Series([len(df)])
     if len(sizes) and sizes.max() > MAX_POINTS:

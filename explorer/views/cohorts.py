@@ -47,9 +47,15 @@ st.altair_chart(
 )
 
 dots = outcomes.assign(cohort=outcomes[attribute].astype(str))[["run_id", "cohort", metric]]
+# The statistics use every run; the plot shows at most 300 per cohort (a fixed random sample).
+dots = (
+    dots.dropna()
+    .groupby("cohort", group_keys=False)
+    .apply(lambda group: group.sample(min(len(group), 300), random_state=0))
+)
 left, right = st.columns([2, 3])
 left.altair_chart(
-    charts.distribution(dots.dropna(), group="cohort", value=metric, title=f"{metric} per run"),
+    charts.distribution(dots, group="cohort", value=metric, title=f"{metric} per run"),
     width="stretch",
 )
 right.dataframe(

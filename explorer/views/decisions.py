@@ -16,7 +16,9 @@ if scope in (recent, "all runs"):
 else:
     filters = {"run_id": scope}
 
-mix = data.query("action_mix", **filters)
+mix = charts.coarsen(
+    data.query("action_mix", **filters), x="batch", by="action", values={"count": "sum"}
+)
 if mix.empty:
     st.info("No action counts recorded for these runs yet.")
 else:
@@ -46,7 +48,9 @@ if not pairs.empty:
         ),
         width="stretch",
     )
-entropy = data.query("head_entropy", **filters)
+entropy = charts.coarsen(
+    data.query("head_entropy", **filters), x="batch", by="head", values={"entropy": "mean"}
+)
 if not entropy.empty:
     st.altair_chart(
         charts.curves(entropy, x="batch", y="entropy", color="head", title="Per-head entropy"),
