@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from sanctum_store import codec, db, migrate, reader, schema
 from sanctum_store.errors import RunNotFound, SnapshotInvalid, SnapshotNotFound
-from sanctum_store.persist import Persister, T, to_utc, utcnow
+from sanctum_store.persist import Persister, T, check_indexed_text, to_utc, utcnow
 
 #: A running run whose writer has not been heard from for this long reads as ``stale``...
 STALE_AFTER = timedelta(minutes=2)
@@ -74,6 +74,8 @@ class Archive:
 
     def save_batch(self, items: list[WriteItem]) -> list[int]:
         """Store normalized snapshot trees in one transaction (the writer's path)."""
+        for item in items:  # refuse what cannot be indexed before writing anything
+            check_indexed_text(item.tree, item.run_id, item.group_id)
         ids = []
         with self._lock:
             touched: dict[str, list] = {}
@@ -196,15 +198,21 @@ class Archive:
         field where it appeared."""
         return codec.to_json(self.load_tree(run_id, at))
 
-    def runs(self) -> pd.DataFrame:
-        """Every run, newest first: identity, cohort labels, status and progress."""
+    def runs(self, now: datetime | None = None) -> pd.DataFrame:
+        """Every run, newest first: identity, cohort labels, status and progress.
+
+        A running run's status comes from its heartbeat's age at ``now`` (default: the
+        current time; a past or future moment asks what the listing said or will say then).
+        """
         runs = T["runs"]
+        if now is not None:
+            now = to_utc(now)
         query = sa.select(
             runs.c.run_id,
             runs.c.task_name,
             runs.c.reward_mode,
             runs.c.group_id,
-            status_expression(runs).label("status"),
+            status_expression(runs, now).label("status"),
             runs.c.snapshot_count,
             runs.c.max_batches,
             runs.c.first_seen,

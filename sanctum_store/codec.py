@@ -336,7 +336,12 @@ def _convert(spec: Spec, value: Any) -> Any:
         int_keys = spec.key.kind == "int"
         for key, item in value.items():
             try:
-                out[_dict_key(key, int_keys)] = _convert(spec.item, item)
+                converted = _dict_key(key, int_keys)
+                if converted in out:
+                    raise _Invalid(
+                        f"key {key!r} repeats another key once converted to {converted!r}"
+                    )
+                out[converted] = _convert(spec.item, item)
             except _Invalid as e:
                 raise e.at(f"[{key!r}]") from None
         return out
@@ -393,7 +398,15 @@ def _known_and_unknown(info: ClassInfo, obj: Any) -> tuple[Callable[[str, Any], 
 
 
 def _convert_object(info: ClassInfo, obj: Any) -> dict:
-    if isinstance(obj, (str, bytes, int, float, list, tuple)):
+    if (
+        obj is None
+        or isinstance(obj, (str, bytes, int, float, list, tuple, set, frozenset))
+        or (
+            # An object that has none of the class's fields is not one of its kind (and would
+            # otherwise be stored as a record of defaults).
+            not isinstance(obj, Mapping) and not any(hasattr(obj, name) for name in info.names)
+        )
+    ):
         raise _expected(f"{info.cls.__name__} (an object or dict)", obj)
     get, unknown = _known_and_unknown(info, obj)
     out: dict[str, Any] = {}
@@ -447,9 +460,11 @@ def free_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
-            name = key if isinstance(key, str) else _free_key(key)
             try:
-                out[_check_str(name)] = free_value(item, depth + 1)
+                name = _check_str(key if isinstance(key, str) else _free_key(key))
+                if name in out:
+                    raise _Invalid(f"key {key!r} repeats the key {name!r} once made text")
+                out[name] = free_value(item, depth + 1)
             except _Invalid as e:
                 raise e.at(f"[{key!r}]") from None
         return out

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sanctum_store import codec
 from sanctum_store.archive import Archive, WriteItem
 from sanctum_store.errors import SanctumError, SnapshotInvalid
-from sanctum_store.persist import T
+from sanctum_store.persist import T, check_indexed_text
 
 BATCH = 50
 
@@ -31,20 +31,26 @@ class ImportReport:
     skipped: list[tuple[int, str]] = field(default_factory=list)
 
 
-def parse_line(text: str, number: int) -> dict:
-    """One line's snapshot tree; SnapshotInvalid names the line and the problem."""
+def parse_line(text: str, number: int, run_id: str | None = None) -> dict:
+    """One line's snapshot tree, ready to store under ``run_id`` (default: its own);
+    SnapshotInvalid names the line and the problem."""
     try:
         snapshot = json.loads(text)
     except json.JSONDecodeError as e:
         raise SnapshotInvalid(
             f"line {number}", f"invalid JSON: {e.msg} (column {e.colno})"
         ) from None
+    except RecursionError:
+        raise SnapshotInvalid(f"line {number}", "invalid JSON: nested too deeply") from None
     try:
-        return codec.normalize(snapshot)
+        tree = codec.normalize(snapshot)
+        if not (run_id or tree["run_id"]):
+            raise SnapshotInvalid("run_id", "snapshot has no run_id: pass --run-id to import it")
+        check_indexed_text(tree, run_id)
     except SnapshotInvalid as e:
-        raise SnapshotInvalid(
-            f"line {number}: {e.path}" if e.path else f"line {number}", e.problem
-        ) from None
+        where = f"line {number}: {e.path}" if e.path else f"line {number}"
+        raise SnapshotInvalid(where, e.problem) from None
+    return tree
 
 
 def _count(archive: Archive) -> int:
@@ -74,7 +80,7 @@ def import_jsonl(
                 continue
             report.lines += 1
             try:
-                pending.append(WriteItem(parse_line(text, number), run_id))
+                pending.append(WriteItem(parse_line(text, number, run_id), run_id))
             except SnapshotInvalid as e:
                 report.skipped.append(
                     (number, str(e).split(": ", 1)[1] if ": " in str(e) else str(e))

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sanctum_store import codec, schema
 from sanctum_store.archive import Archive, WriteItem
 from sanctum_store.errors import SnapshotInvalid
+from sanctum_store.persist import check_indexed_text
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +58,22 @@ class _Queued(NamedTuple):
     queued_at: float
 
 
+#: PostgreSQL errors worth retrying, by SQLSTATE (class or code): connection exceptions,
+#: transaction rollbacks (deadlock, serialization), insufficient resources, operator
+#: intervention (shutdown, restart), system errors, lock not available. Any other server error
+#: (a value too large for an index, say) fails the same way on every try.
+_PG_TRANSIENT = ("08", "40", "53", "57", "58", "55P03")
+
+
 def is_transient(error: BaseException) -> bool:
     """Storage errors worth retrying: locks, busy databases, lost or refused connections."""
     if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
         return True
+    # psycopg maps some permanent errors (program_limit_exceeded) to OperationalError too;
+    # retrying those would block every later snapshot behind one that can never be stored.
+    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
+    if sqlstate:
+        return sqlstate.startswith(_PG_TRANSIENT)
     return isinstance(
         error,
         (
@@ -80,8 +93,8 @@ class SnapshotWriter:
     it afterwards (pass ``copy=True`` to have it deep-copied first). When the queue is full,
     ``on_full="block"`` waits up to ``block_timeout`` seconds and then drops the new
     snapshot, ``on_full="drop_oldest"`` drops the oldest queued one; either way it is counted
-    in ``stats.dropped`` and logged, never raised. At most ``queue_size`` snapshots can be lost
-    if the process dies.
+    in ``stats.dropped`` and logged, never raised. If the process dies, at most the snapshots
+    still in memory are lost: ``queue_size`` queued plus ``batch_size`` in flight.
     """
 
     def __init__(
@@ -288,6 +301,7 @@ class SnapshotWriter:
         for queued in batch:
             try:
                 tree = codec.normalize(queued.snapshot)
+                check_indexed_text(tree, queued.run_id, queued.group_id)
             except SnapshotInvalid as e:
                 self._refuse(f"snapshot refused: {e}")
                 continue

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import strategies as st
 
 from sanctum_store import codec, schema
+from sanctum_store.persist import MAX_INDEXED_TEXT
 
 TEXT = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
@@ -38,9 +39,24 @@ _SCALARS = {
     "bool": st.booleans(),
     "datetime": DATETIMES,
 }
+# Text the archive indexes (identities, labels) is at most MAX_INDEXED_TEXT bytes; longer is
+# refused (tests/test_hostile.py). Here: ordinary text or close to the longest accepted.
+INDEXED_TEXT = st.one_of(TEXT, TEXT, TEXT, st.just("ü" * (MAX_INDEXED_TEXT // 2 - 8)))
 _OVERRIDES = {
     (schema.DecisionSnapshot, "decision_id"): DECISION_IDS,
     (schema.BestRunRecord, "record_id"): RECORD_IDS,
+    **{
+        (cls, name): INDEXED_TEXT
+        for cls, name in (
+            (schema.SanctumSnapshot, "run_id"),
+            (schema.SanctumSnapshot, "captured_at"),
+            (schema.SanctumSnapshot, "task_name"),
+            (schema.TamiyoState, "group_id"),
+            (schema.EnvState, "reward_mode"),
+            (schema.BestRunRecord, "reward_mode"),
+            (schema.EventLogEntry, "event_type"),
+        )
+    },
 }
 
 

@@ -311,3 +311,14 @@ def test_a_reader_never_blocks_a_writer(sqlite_url):
             assert reader.execute(count).scalar() == 1  # the reader keeps its snapshot
         with archive.engine.connect() as fresh:
             assert fresh.execute(count).scalar() == 2
+
+
+@pytest.mark.parametrize("junk", [None, object(), {"a", "b"}, 3])
+def test_something_that_is_not_a_snapshot_is_refused(archive, junk):
+    with pytest.raises(SnapshotInvalid, match="expected SanctumSnapshot"):
+        archive.save(junk, run_id="junk")
+    snapshot = json.loads(fixture_snapshot_lines()[-1])
+    snapshot["envs"]["1"] = junk
+    with pytest.raises(SnapshotInvalid, match=r"envs\['1'\]: expected EnvState"):
+        archive.save(snapshot)
+    assert archive.runs().empty

@@ -416,3 +416,22 @@ def test_write_demo_into_an_archive(sqlite_url, monkeypatch):
         assert archive.load(runs[-1].run_id).captured_at == now.isoformat()
     finally:
         archive.close()
+
+
+def test_demo_command_fills_an_empty_archive_once(tmp_path):
+    from click.testing import CliRunner
+
+    from sanctum_store import Archive
+    from sanctum_store.cli import main
+
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    result = CliRunner().invoke(main, ["demo", "--db", url, "--runs", "3", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    with Archive(url) as archive:
+        runs = archive.runs()
+    assert len(runs) == 3
+    assert set(runs["reward_mode"]) == {"shaped", "simplified", "sparse"}
+    assert "finished" in set(runs["status"]) and "crashed" in set(runs["status"])
+    assert (runs["first_seen"] <= runs["last_seen"]).all()
+    again = CliRunner().invoke(main, ["demo", "--db", url, "--if-empty"])
+    assert "nothing to do" in again.output
