@@ -71,7 +71,9 @@ def to_row(cls: type, tree: Mapping, prefix: str = "", out: dict | None = None, 
     """
     top = out is None
     if top:
-        out, marks = {}, []
+        out = {}
+    if marks is None:
+        marks = []  # a caller filling its own row (runs' config_*) keeps no marks
     scalars, json_fields, flattened, extra_column = _plan(cls, prefix)
     for name, column, kind, optional in scalars:
         value = tree[name]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import sys
+import types
 import uuid
 from pathlib import Path
 from urllib.parse import quote
@@ -54,3 +56,10 @@ def db_url(request) -> str:
     """A fresh, empty archive location on each backend (PostgreSQL skipped when unset)."""
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     return request.getfixturevalue(name)
+
+
+@pytest.fixture
+def plain_main(monkeypatch):
+    """multiprocessing's fork server and spawned children re-run ``__main__``; AppTest (the
+    explorer tests) leaves it pointing at explorer/app.py. Children get an empty one."""
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))

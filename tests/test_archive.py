@@ -322,3 +322,13 @@ def test_something_that_is_not_a_snapshot_is_refused(archive, junk):
     with pytest.raises(SnapshotInvalid, match=r"envs\['1'\]: expected EnvState"):
         archive.save(snapshot)
     assert archive.runs().empty
+
+
+def test_negative_zero_keeps_its_sign_everywhere(archive):
+    snapshot = json.loads(fixture_snapshot_lines()[-1])
+    snapshot["run_config"]["entropy_coef"] = -0.0  # also copied onto the runs row
+    snapshot["tamiyo"]["entropy_history"] = [-0.0, 1.0]
+    snapshot["envs"]["0"]["reward_components"]["compute_rent"] = -0.0
+    snapshot["tamiyo"]["recent_decisions"][0]["alternatives"][0][1] = -0.0
+    archive.save(snapshot)
+    assert_same(dataclasses.asdict(archive.load(RUN)), expected(snapshot))

@@ -155,7 +155,9 @@ def fresh_postgres_schemas(n: int) -> tuple[list[str], list[str]]:
 
 
 @pytest.mark.parametrize(("backend", "rounds"), [("sqlite", 12), ("postgresql", 4)])
-def test_processes_opening_a_fresh_archive_at_the_same_moment(tmp_path, backend, rounds):
+def test_processes_opening_a_fresh_archive_at_the_same_moment(
+    tmp_path, backend, rounds, plain_main
+):
     """Creation races: the WAL switch of a new SQLite file, two migrations of one database."""
     n_processes = 8
     schemas: list[str] = []

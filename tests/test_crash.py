@@ -62,7 +62,7 @@ def drain(conn, into: dict) -> None:
         into[kind] = max(into.get(kind, 0), count)
 
 
-def test_killed_and_resumed_over_and_over_loses_nothing_committed(db_url, stream):
+def test_killed_and_resumed_over_and_over_loses_nothing_committed(db_url, stream, plain_main):
     import workers
 
     path, inputs = stream
