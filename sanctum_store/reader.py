@@ -77,6 +77,17 @@ class _Fetch:
             for sid, seq, num, txt in self.conn.execute(query.where(condition)):
                 self.points[sid][seq] = (num, txt)
 
+    def _children(self, table_name: str, parent: str, ids: list[int]) -> Iterable[Mapping]:
+        """Rows of a child table for these parents, in parent and position order."""
+        table = T[table_name]
+        for chunk in _chunks(ids):
+            query = (
+                sa.select(table)
+                .where(table.c[parent].in_(chunk))
+                .order_by(table.c[parent], table.c.position)
+            )
+            yield from self.conn.execute(query).mappings()
+
     def _fetch_values(self, table_name: str, ids: list[int]) -> dict[int, Any]:
         table = T[table_name]
         cls = VALUE_CLASSES[table_name]
@@ -90,44 +101,22 @@ class _Fetch:
                     tree["values"] = {}
                 found[row["id"]] = _ordered(cls, tree)
         if table_name == "counterfactuals":
-            configs = T["counterfactual_configs"]
-            for chunk in _chunks(ids):
-                query = (
-                    sa.select(configs)
-                    .where(configs.c.counterfactual_id.in_(chunk))
-                    .order_by(configs.c.counterfactual_id, configs.c.position)
+            for row in self._children("counterfactual_configs", "counterfactual_id", ids):
+                config = rows.from_row(schema.CounterfactualConfig, row)
+                config["seed_mask"] = rows.text_to_mask(row["seed_mask"])
+                found[row["counterfactual_id"]]["configs"].append(
+                    _ordered(schema.CounterfactualConfig, config)
                 )
-                for row in self.conn.execute(query).mappings():
-                    config = rows.from_row(schema.CounterfactualConfig, row)
-                    config["seed_mask"] = rows.text_to_mask(row["seed_mask"])
-                    found[row["counterfactual_id"]]["configs"].append(
-                        _ordered(schema.CounterfactualConfig, config)
-                    )
         elif table_name == "shapley_snapshots":
-            estimates = T["shapley_estimates"]
-            for chunk in _chunks(ids):
-                query = (
-                    sa.select(estimates)
-                    .where(estimates.c.shapley_id.in_(chunk))
-                    .order_by(estimates.c.shapley_id, estimates.c.position)
-                )
-                for row in self.conn.execute(query).mappings():
-                    found[row["shapley_id"]]["values"][row["slot_id"]] = rows.from_row(
-                        schema.ShapleyEstimate, row
-                    )
+            for row in self._children("shapley_estimates", "shapley_id", ids):
+                estimate = rows.from_row(schema.ShapleyEstimate, row)
+                found[row["shapley_id"]]["values"][row["slot_id"]] = estimate
         return found
 
     def _fetch_seed_sets(self, ids: list[int]) -> dict[int, dict]:
-        seeds = T["seed_states"]
         found: dict[int, dict] = {pk: {} for pk in ids}
-        for chunk in _chunks(ids):
-            query = (
-                sa.select(seeds)
-                .where(seeds.c.seed_set_id.in_(chunk))
-                .order_by(seeds.c.seed_set_id, seeds.c.position)
-            )
-            for row in self.conn.execute(query).mappings():
-                found[row["seed_set_id"]][row["slot_key"]] = rows.from_row(schema.SeedState, row)
+        for row in self._children("seed_states", "seed_set_id", ids):
+            found[row["seed_set_id"]][row["slot_key"]] = rows.from_row(schema.SeedState, row)
         return found
 
     # -- filling ------------------------------------------------------------------------------
