@@ -5,6 +5,7 @@ The only module of the explorer that caches; pages call it and never open engine
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from typing import Any
@@ -34,6 +35,15 @@ def archive_url() -> str:
         if arg.startswith("--db="):
             return resolve_url(arg.split("=", 1)[1])
     return resolve_url(None)
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
+
+
+def plain(text: object) -> str:
+    """User text (run ids, cohort names, messages) escaped for Streamlit's markdown elements,
+    so it shows as typed: never as formatting, links or HTML."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
 
 
 def display_url(url: str) -> str:

@@ -79,7 +79,7 @@ else:
             f"with fewer than {LOW_POWER_N} runs per cohort only large effects can be detected."
         )
     for verdict in compared["verdict"]:
-        st.write(verdict)
+        st.markdown(data.plain(verdict))
     st.dataframe(
         compared.drop(columns=["verdict"]),
         hide_index=True,

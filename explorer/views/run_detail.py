@@ -36,7 +36,7 @@ st.query_params["run"] = run_id
 run = data.query("list_runs", run_id=run_id, limit=1).iloc[0]
 live = run["status"] == "running"
 
-st.title(run_id)
+st.title(data.plain(run_id))
 STATUS = {
     "running": "running",
     "finished": "finished",

@@ -13,6 +13,8 @@ from sanctum_store import Archive, demo
 
 APP = Path(__file__).resolve().parents[2] / "explorer" / "app.py"
 XSS = "<script>alert('owned')</script> <b>bold?</b>"
+#: A run whose name is markdown and HTML, and whose event log carries HTML: shown as typed.
+HTML_RUN = "html-<i>in</i>-**events**"
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +24,7 @@ def demo_archive(tmp_path_factory) -> str:
     demo.write_demo(url, 6, seed=3, now=datetime.now(UTC))
     with Archive(url) as archive:
         snapshot = archive.load_dict(archive.runs()["run_id"].iloc[-1])
-        snapshot["run_id"] = "html-in-events"
+        snapshot["run_id"] = HTML_RUN
         snapshot["captured_at"] = datetime.now(UTC).isoformat()
         snapshot["event_log"][-1]["message"] = XSS
         archive.save(json.loads(json.dumps(snapshot)))

@@ -12,9 +12,10 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
-from support import APP, XSS, demo_archive  # noqa: F401  (fixtures)
+from support import APP, HTML_RUN, XSS, demo_archive  # noqa: F401  (fixtures)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -147,7 +148,8 @@ def test_runs_search(tab, server):
 
 
 def test_run_detail_shows_html_as_text_and_screenshot(tab, server):
-    visit(tab, server, "run_detail?run=html-in-events", TABLE)
+    visit(tab, server, f"run_detail?run={quote(HTML_RUN)}", TABLE)
+    assert tab.locator("h1").first.inner_text() == HTML_RUN  # the name as typed, no markup
     tab.wait_for_timeout(1500)  # dataframes draw a moment after the run ends
     cells = tab.locator(
         '[data-testid="stDataFrame"] td, [data-testid="stDataFrame"] [role="gridcell"]'
@@ -178,7 +180,7 @@ def test_cohorts_switch_attribute_and_screenshot(tab, server):
         ("compare", CHART, "Only rows that differ", None),
         ("leaderboard", TABLE, "Reward mode", "shaped"),
         ("lifecycle", CHART, "slot", None),
-        ("decisions", CHART, "Runs", "html-in-events"),
+        ("decisions", CHART, "Runs", HTML_RUN),
         ("attribution", CHART, "slot", None),
     ],
 )

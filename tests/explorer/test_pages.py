@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from support import APP, XSS, demo_archive, fresh_caches  # noqa: F401  (fixtures)
+from support import APP, HTML_RUN, XSS, demo_archive, fresh_caches  # noqa: F401  (fixtures)
 
 PAGES = [
     "views/runs.py",
@@ -97,7 +97,7 @@ def test_run_detail_time_slider_shows_another_snapshot(monkeypatch, demo_archive
 def test_run_detail_shows_event_html_as_text(monkeypatch, demo_archive):
     monkeypatch.setenv("SANCTUM_DB", demo_archive)
     at = AppTest.from_file(str(APP), default_timeout=60)
-    at.session_state["run_id"] = "html-in-events"
+    at.session_state["run_id"] = HTML_RUN
     at.run().switch_page("views/run_detail.py").run()
     assert not at.exception
     events = table(at, "message")
