@@ -3,7 +3,9 @@
     python bench/query.py [--db URL] [--runs 10000] [--long-runs 3] [--long-snapshots 5000]
 
 Builds two archives, ``--runs`` runs and a tenth of that, quickly: rows go straight into the
-tables (COPY on PostgreSQL, executemany on SQLite), bypassing the writer. Every run has 10
+tables (COPY on PostgreSQL, executemany on SQLite), bypassing the writer; then it derives what
+the writer and ``finish_run`` would have kept (each run's outcomes, every finished run's seeds:
+:mod:`sanctum_store.summary`) and reports that one-off cost. Every run has 10
 snapshots x 4 envs x 2 seed slots, Tamiyo state, action and blueprint counts, best-run
 records, decisions and events, in 4 reward modes x 2 groups x 2 tasks; a few long runs have
 ``--long-snapshots`` snapshots each. Then it times each query family warm (median of
@@ -29,7 +31,7 @@ from urllib.parse import quote
 import numpy as np
 import sqlalchemy as sa
 
-from sanctum_store import db, migrate, queries, stats
+from sanctum_store import db, migrate, queries, stats, summary
 from sanctum_store.models import Base
 
 T = Base.metadata.tables
@@ -118,12 +120,22 @@ def build(url: str, n_runs: int, long_runs: int, long_snapshots: int, seed: int 
                     f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
                     f"(SELECT max(id) FROM {name}))"
                 )
+    elapsed = time.perf_counter() - started
+    # What the writer keeps with every batch, and finish_run once a run ends.
+    started = time.perf_counter()
+    with db.for_writing(engine).begin() as conn:
+        summary.refresh_run_outcomes(conn)
+    outcomes = time.perf_counter() - started
+    started = time.perf_counter()
+    with db.for_writing(engine).begin() as conn:
+        pks = conn.execute(sa.select(T["runs"].c.id)).scalars().all()
+        summary.refresh_seeds(conn, pks)
+    seeds = time.perf_counter() - started
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE")
-    elapsed = time.perf_counter() - started
     engine.dispose()
-    return {"rows": bulk.rows, "seconds": elapsed}
+    return {"rows": bulk.rows, "seconds": elapsed, "outcomes": outcomes, "seeds": seeds}
 
 
 def _add_run(bulk: Bulk, rng, ids: dict, pk: int, n_snapshots: int, long: bool) -> None:
@@ -453,6 +465,9 @@ def families(engine: sa.Engine, n_runs: int) -> dict[str, tuple[object, float | 
         outcomes = queries.run_outcomes(engine)
         return stats.compare_cohorts(outcomes, "reward_mode", "final_accuracy")
 
+    # The explorer's whole-archive pages look at the 200 most recent runs by default.
+    recent = {"run_id": queries.run_index(engine, limit=200)["run_id"].tolist()}
+
     return {
         "runs listing (newest 100)": (lambda: queries.list_runs(engine), 200),
         "runs listing sorted by final_accuracy": (
@@ -495,6 +510,16 @@ def families(engine: sa.Engine, n_runs: int) -> dict[str, tuple[object, float | 
             lambda: queries.seed_funnel(engine, cohort="reward_mode"),
             None,
         ),
+        "seed_funnel (200 recent runs)": (lambda: queries.seed_funnel(engine, **recent), None),
+        "seed_lifespans (200 recent runs)": (
+            lambda: queries.seed_lifespans(engine, **recent),
+            None,
+        ),
+        "time_in_stage (200 recent runs)": (
+            lambda: queries.time_in_stage(engine, by=None, **recent),
+            None,
+        ),
+        "prune_reasons (200 recent runs)": (lambda: queries.prune_reasons(engine, **recent), None),
         "calibration (all runs)": (lambda: queries.calibration(engine), None),
         "search_events(text)": (lambda: queries.search_events(engine, text="run 5"), None),
     }
@@ -542,7 +567,8 @@ def main() -> None:
             print(
                 f"built {n:,} runs + {args.long_runs} x {args.long_snapshots:,}-snapshot runs: "
                 f"{built['rows']:,} rows in {built['seconds']:.1f} s "
-                f"({sa.make_url(urls[n]).get_backend_name()})"
+                f"({sa.make_url(urls[n]).get_backend_name()}); then derived their outcomes in "
+                f"{built['outcomes']:.1f} s and their seeds in {built['seeds']:.1f} s"
             )
             engine = db.create_engine(urls[n])
             plan = families(engine, n)

@@ -63,8 +63,12 @@ def raw_replay(path: Path, batches: list[list[tuple[str, object, bool]]]) -> lis
     """Time raw sqlite3 inserts of the captured row sets, one transaction per snapshot."""
     Archive(f"sqlite:///{path}").close()  # same schema
     connection = sqlite3.connect(path, isolation_level=None)
-    for pragma in ("busy_timeout = 30000", "foreign_keys = ON", "journal_mode = WAL",
-                   "synchronous = NORMAL"):
+    for pragma in (
+        "busy_timeout = 30000",
+        "foreign_keys = ON",
+        "journal_mode = WAL",
+        "synchronous = NORMAL",
+    ):
         connection.execute(f"PRAGMA {pragma}")
     times = []
     for statements in batches:
@@ -117,8 +121,9 @@ def persist_ratio(workdir: Path, n_envs: int, n: int) -> dict:
 
 def write_latency(workdir: Path, n: int) -> tuple[float, float]:
     snapshots = list(demo.snapshot_stream(4, 3, 60, seed=2))
-    writer = SnapshotWriter(f"sqlite:///{workdir / 'latency.db'}", run_id="latency",
-                            queue_size=n + 1)
+    writer = SnapshotWriter(
+        f"sqlite:///{workdir / 'latency.db'}", run_id="latency", queue_size=n + 1
+    )
     latencies = []
     for i in range(n):
         snapshot = snapshots[i % len(snapshots)]
@@ -140,16 +145,22 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        print(f"{'snapshot':>14} {'ours ms':>9} {'raw ms':>8} {'ratio':>6} {'target':>7}"
-              f" {'rows':>6} {'JSON KiB':>9} {'stored KiB':>11} {'bytes ratio':>12} {'target':>7}")
+        print(
+            f"{'snapshot':>14} {'ours ms':>9} {'raw ms':>8} {'ratio':>6} {'target':>7}"
+            f" {'rows':>6} {'JSON KiB':>9} {'stored KiB':>11} {'bytes ratio':>12} {'target':>7}"
+        )
         for n_envs in (args.envs, 4):
             r = persist_ratio(workdir, n_envs, args.snapshots)
-            print(f"{n_envs:>7} envs   {r['ours_ms']:>9.2f} {r['raw_ms']:>8.2f} {r['ratio']:>5.2f}x"
-                  f" {'<= 2.0x':>7} {r['rows']:>6} {r['json_kib']:>9.1f} {r['stored_kib']:>11.2f}"
-                  f" {r['bytes_ratio']:>12.3f} {'<= 0.25':>7}")
+            print(
+                f"{n_envs:>7} envs   {r['ours_ms']:>9.2f} {r['raw_ms']:>8.2f} {r['ratio']:>5.2f}x"
+                f" {'<= 2.0x':>7} {r['rows']:>6} {r['json_kib']:>9.1f} {r['stored_kib']:>11.2f}"
+                f" {r['bytes_ratio']:>12.3f} {'<= 0.25':>7}"
+            )
         median, p99 = write_latency(workdir, args.writes)
-        print(f"write() latency on the caller's thread: median {median:.4f} ms (target <= 0.1 ms),"
-              f" p99 {p99:.4f} ms")
+        print(
+            f"write() latency on the caller's thread: median {median:.4f} ms (target <= 0.1 ms),"
+            f" p99 {p99:.4f} ms"
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory of the process (max RSS): {peak:.0f} MiB")
     return 0

@@ -184,8 +184,9 @@ def schema_overview() -> pd.DataFrame:
 
 
 #: Whole-archive pages (lifecycle, attribution, decisions) look at this many recent runs by
-#: default: their questions read every seed or decision observation, which on a 10,000-run
-#: archive takes many seconds.
+#: default: decision and attribution questions read every observation, which on a 10,000-run
+#: archive takes many seconds; seed questions read the seeds the archive keeps, but first derive
+#: those of runs not derived yet (an archive upgraded from an earlier schema: every run).
 RECENT_RUNS = 200
 
 

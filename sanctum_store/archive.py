@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -9,9 +10,11 @@ from typing import Any, NamedTuple
 import pandas as pd
 import sqlalchemy as sa
 
-from sanctum_store import codec, db, migrate, reader, schema
+from sanctum_store import codec, db, migrate, reader, schema, summary
 from sanctum_store.errors import RunNotFound, SnapshotInvalid, SnapshotNotFound
 from sanctum_store.persist import Persister, T, check_indexed_text, to_utc, utcnow
+
+log = logging.getLogger(__name__)
 
 #: A running run whose writer has not been heard from for this long reads as ``stale``...
 STALE_AFTER = timedelta(minutes=2)
@@ -117,15 +120,25 @@ class Archive:
             )
 
     def finish_run(self, run_id: str, status: str = "finished", at: datetime | None = None) -> None:
-        """Mark a run as ended (``finished``, or ``failed`` when training raised)."""
+        """Mark a run as ended (``finished``, or ``failed`` when training raised), then derive
+        its seeds (:func:`summary.refresh_seeds`) so that questions about them find them ready."""
         runs = T["runs"]
         now = to_utc(at) if at else utcnow()
-        with self._lock, self._write_engine.begin() as conn:
-            conn.execute(
-                sa.update(runs)
-                .where(runs.c.run_id == run_id)
-                .values(status=status, finished_at=now, heartbeat_at=now, last_seen=now)
-            )
+        with self._lock:
+            with self._write_engine.begin() as conn:
+                pk = conn.execute(
+                    sa.update(runs)
+                    .where(runs.c.run_id == run_id)
+                    .values(status=status, finished_at=now, heartbeat_at=now, last_seen=now)
+                    .returning(runs.c.id)
+                ).scalar()
+            if pk is None:
+                return
+            try:
+                with self._write_engine.begin() as conn:
+                    summary.refresh_seeds(conn, [pk])
+            except sa.exc.DBAPIError as e:  # a cache: the first question about them fills it
+                log.warning("could not derive the seeds of finished run %r: %s", run_id, e)
 
     def delete_run(self, run_id: str) -> None:
         """Delete a run and everything stored for it."""

@@ -297,6 +297,21 @@ class Run(columns_of(schema.RunConfig, "config_", all_nullable=True), Base):
     snapshot_count: Mapped[int] = mapped_column(sa.Integer, default=0)
     writer: Mapped[str | None] = mapped_column(sa.Text)  # host:pid of the last writer
     tags: Mapped[Any] = mapped_column(TaggedJSON, nullable=True)
+    # The run's outcomes (sanctum_store.summary), kept current by the writer with every batch
+    # it stores: what runs listings and cohort statistics read. NULL while nothing measures
+    # them (no snapshot, no trained env).
+    last_snapshot_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    final_snapshot_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    batches_done: Mapped[int | None] = mapped_column(sa.BigInteger)
+    final_accuracy: Mapped[float | None] = mapped_column(sa.Double)
+    peak_accuracy: Mapped[float | None] = mapped_column(sa.Double)
+    mean_reward: Mapped[float | None] = mapped_column(sa.Double)
+    growth_ratio: Mapped[float | None] = mapped_column(sa.Double)
+    fossilized: Mapped[int | None] = mapped_column(sa.BigInteger)
+    pruned: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # The snapshot_count seed_lives last caught up with (NULL: never): the seed cache is
+    # current when the two agree.
+    seeds_counted_at: Mapped[int | None] = mapped_column(sa.Integer)
 
     snapshots: Mapped[list[Snapshot]] = relationship(
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True
@@ -611,6 +626,70 @@ class SnapshotBestRun(Base):
         BigId, sa.ForeignKey("best_runs.id", ondelete="CASCADE"), index=True
     )
     overlay: Mapped[Any] = mapped_column(TaggedJSON, nullable=True)
+
+
+# Seeds, derived from the snapshots (sanctum_store.summary) one (run, batch) at a time: a seed
+# lives and dies within one batch of one env, so a batch is recomputed whole when it changes.
+
+
+def _run_key() -> Any:
+    return mapped_column(
+        BigId, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, nullable=False
+    )
+
+
+class SeedLife(Base):
+    """One seed (an occupant of a slot; see sanctum_store.queries): how far it got, how it ended.
+
+    ``furthest_rank`` is the furthest stage it was seen alive in (1..5, NULL when only seen
+    pruned); the flags are 0/1; ``epochs_total`` is taken in a terminal stage, and
+    ``prune_reason``/``auto_pruned`` when seen pruned.
+    """
+
+    __tablename__ = "seed_lives"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    run_pk: Mapped[int] = _run_key()
+    batch: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    env_key: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    slot_key: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    seed: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)  # 1, 2, ... in its slot
+    blueprint_id: Mapped[str | None] = mapped_column(sa.Text)
+    furthest_rank: Mapped[int | None] = mapped_column(sa.Integer)
+    fossilized: Mapped[int] = mapped_column(sa.Integer)
+    pruned_seen: Mapped[int] = mapped_column(sa.Integer)
+    pruned: Mapped[int] = mapped_column(sa.Integer)  # seen pruned, or vanished mid-batch
+    last_seen: Mapped[datetime] = mapped_column(sa.DateTime)
+    epochs_total: Mapped[int | None] = mapped_column(sa.BigInteger)
+    prune_reason: Mapped[str | None] = mapped_column(sa.Text)
+    auto_pruned: Mapped[int | None] = mapped_column(sa.Integer)
+
+
+class SeedVisit(Base):
+    """A stage a seed was seen to leave: its last observation in that stage (time_in_stage)."""
+
+    __tablename__ = "seed_visits"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    run_pk: Mapped[int] = _run_key()
+    batch: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    env_key: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    slot_key: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    stage: Mapped[str] = mapped_column(sa.Text)
+    blueprint_id: Mapped[str | None] = mapped_column(sa.Text)
+    epochs_in_stage: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class SeedBatch(Base):
+    """A (run, batch) whose seeds are in seed_lives, derived from ``snapshots`` snapshots."""
+
+    __tablename__ = "seed_batches"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    run_pk: Mapped[int] = _run_key()
+    batch: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    snapshots: Mapped[int] = mapped_column(sa.Integer)
 
 
 #: Value-record tables by name, as used in Layout.refs.

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sanctum_store import codec, models, rows, schema
+from sanctum_store import codec, models, rows, schema, summary
 from sanctum_store.errors import SnapshotInvalid
 from sanctum_store.models import LAYOUTS
 
@@ -29,6 +29,14 @@ T = {t.name: t for t in models.Base.metadata.sorted_tables}
 WRITER = f"{socket.gethostname()}:{os.getpid()}"
 
 _CACHE_LIMIT = 20_000
+
+# A run's outcomes (sanctum_store.summary), recomputed with every batch: built once.
+_PICKS = summary.picks()
+_OUTCOMES = (
+    sa.update(T["runs"])
+    .where(T["runs"].c.id == sa.bindparam("run_pk"))
+    .values(**summary.outcomes())
+)
 
 
 class _LRU(OrderedDict):
@@ -172,7 +180,8 @@ class Persister:
         seen_at: datetime | None = None,
         group_id: str | None = None,
     ) -> None:
-        """Update the run row from its newest snapshot: labels, config, heartbeat, counts."""
+        """Update the run row from its newest snapshot (labels, config, heartbeat, counts) and
+        recompute the run's outcomes from what it now stores (a few index seeks)."""
         runs = T["runs"]
         now = to_utc(seen_at) if seen_at else utcnow()
         values = {
@@ -189,9 +198,11 @@ class Persister:
             "finished_at": None,
             "writer": WRITER,
             "snapshot_count": runs.c.snapshot_count + added,
+            **_PICKS,
         }
         rows.to_row(schema.RunConfig, tree["run_config"], "config_", values)
         conn.execute(sa.update(runs).where(runs.c.id == state.run_pk).values(**values))
+        conn.execute(_OUTCOMES, {"run_pk": state.run_pk})
 
     # ----------------------------------------------------------------------------------------
     # Snapshots

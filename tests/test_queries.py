@@ -596,7 +596,7 @@ def test_an_archive_at_0001_is_refused_until_upgraded(db_url):
         Archive(db_url)
     migrate.upgrade(engine)
     with Archive(db_url) as archive, archive.engine.connect() as conn:
-        assert migrate.current_revision(conn) == "0002"
+        assert migrate.current_revision(conn) == migrate.head_revision()
         assert conn.execute(sa.text("SELECT count(*) FROM v_runs")).scalar() == 0
     # And back down: the views go with 0002.
     migrate_down(engine, "0001")

@@ -21,11 +21,33 @@ import pytest
 from click.testing import CliRunner
 from helpers import assert_same
 
-from sanctum_store import Archive, codec, db, migrate
+from sanctum_store import Archive, codec, db, migrate, queries
 from sanctum_store.cli import main
 
 ARCHIVES = Path(__file__).parent / "fixtures" / "archives"
 ASSETS = sorted(ARCHIVES.glob("rev-*.db"))
+
+# Every asset holds the same runs (see build): their outcomes as the queries of revision 0002
+# derived them from the snapshots (list_runs, sorted by run_id), which 0003 stores on runs.
+OUTCOME_COLUMNS = [
+    "run_id",
+    "snapshot_count",
+    "batches_done",
+    "final_accuracy",
+    "peak_accuracy",
+    "mean_reward",
+    "growth_ratio",
+    "fossilized",
+    "pruned",
+]
+NAN = float("nan")
+OUTCOMES_AT_0002 = [
+    ("demo", 4, 1, 70.67853413228933, 73.1619150661672, 2.971053771504224, 1.0, 0, 0),
+    # One snapshot without a trained env: nothing measured.
+    ("odd", 1, 0, NAN, NAN, NAN, NAN, 0, 0),
+    # Two batch-end resets: no final snapshot, a peak from the envs' best accuracy.
+    ("real", 2, 6, NAN, 75.79245274948444, NAN, NAN, 10, 7),
+]  # fmt: skip
 
 
 def revision_of(asset: Path) -> str:
@@ -115,6 +137,14 @@ def test_a_frozen_archive_upgrades_to_head_with_every_row(asset, tmp_path):
                 snapshot,
             )
         assert archive.runs()["snapshot_count"].sum() == len(inputs)
+        outcomes = queries.list_runs(archive, sort="run_id", descending=False)
+        assert_same(
+            [
+                tuple(v.item() if hasattr(v, "item") else v for v in row)
+                for row in outcomes[OUTCOME_COLUMNS].itertuples(index=False)
+            ],
+            OUTCOMES_AT_0002,
+        )
 
 
 def _moment(archive: Archive, run_id: str, snapshot: dict) -> int:

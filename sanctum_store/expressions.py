@@ -1,0 +1,135 @@
+"""SQL building blocks shared by the query layer and the summaries the archive keeps.
+
+Dialect-portable functions (seconds since the epoch, floor, a NULL-ignoring greatest, doubles)
+and the definitions that decide what a number means (a trained env, a growth ratio, a seed
+stage's rank), written once so that :mod:`sanctum_store.summary` (which stores per-run and
+per-seed results) and :mod:`sanctum_store.queries` (which reads them) cannot drift apart. See
+the :mod:`sanctum_store.queries` docstring for the definitions in words.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
+
+from sanctum_store.models import Base
+
+_T = Base.metadata.tables
+ENVS = _T["env_states"]
+
+#: Seed stages in lifecycle order (rank 1..5); the stages of a pruned seed come after.
+STAGES = ("GERMINATED", "TRAINING", "BLENDING", "HOLDING", "FOSSILIZED")
+PRUNED_STAGES = ("PRUNED", "EMBARGOED", "RESETTING")
+#: The rank every pruned stage shares.
+PRUNED_RANK = len(STAGES) + 1
+
+
+class epoch_seconds(FunctionElement):
+    """Seconds since 1970 of a naive UTC DateTime column, as a double."""
+
+    type = sa.Double()
+    inherit_cache = True
+    name = "epoch_seconds"
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_seconds_sqlite(element, compiler, **kw):
+    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
+
+
+@compiles(epoch_seconds, "postgresql")
+def _epoch_seconds_pg(element, compiler, **kw):
+    return (
+        f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS DOUBLE PRECISION)"
+    )
+
+
+class floor_int(FunctionElement):
+    """floor() as an integer (SQLite's floor() needs a build option, CAST truncates there)."""
+
+    type = sa.BigInteger()
+    inherit_cache = True
+    name = "floor_int"
+
+
+@compiles(floor_int, "sqlite")
+def _floor_sqlite(element, compiler, **kw):
+    x = compiler.process(element.clauses, **kw)
+    return f"(CAST({x} AS INTEGER) - (CASE WHEN {x} < CAST({x} AS INTEGER) THEN 1 ELSE 0 END))"
+
+
+@compiles(floor_int, "postgresql")
+def _floor_pg(element, compiler, **kw):
+    return f"CAST(floor({compiler.process(element.clauses, **kw)}) AS BIGINT)"
+
+
+class mean(FunctionElement):
+    """avg() of a double column, as a double, that never fails.
+
+    PostgreSQL's avg(double precision) also sums squares, and raises "value out of range" once a
+    value passes 1e154; sum / count is the same number without the squares (avg is exactly
+    that division), and values too large to sum as doubles (1e300 and up) are averaged as
+    numeric. SQLite's avg() never raises.
+    """
+
+    type = sa.Double()
+    inherit_cache = True
+    name = "mean"
+
+
+@compiles(mean, "sqlite")
+def _mean_sqlite(element, compiler, **kw):
+    return f"avg({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(mean, "postgresql")
+def _mean_pg(element, compiler, **kw):
+    x = compiler.process(element.clauses, **kw)
+    huge = f"(abs({x}) >= 1e300 AND abs({x}) <> 'Infinity')"
+    return (
+        f"(CASE WHEN count(CASE WHEN {huge} THEN 1 END) = 0 "
+        f"THEN sum(CASE WHEN NOT {huge} THEN {x} END) / NULLIF(count({x}), 0) "
+        f"ELSE CAST(avg(CAST({x} AS NUMERIC)) AS DOUBLE PRECISION) END)"
+    )
+
+
+def as_double(expr) -> sa.ColumnElement:
+    """As a double (PostgreSQL's avg/sum of integers are numeric, i.e. Decimal)."""
+    return sa.cast(expr, sa.Double)
+
+
+def as_bigint(expr) -> sa.ColumnElement:
+    return sa.cast(expr, sa.BigInteger)
+
+
+def greatest(a, b) -> sa.ColumnElement:
+    """The larger of two values, ignoring NULL (GREATEST differs between the backends)."""
+    return sa.case((sa.or_(b.is_(None), a >= b), a), else_=b)
+
+
+def flag(condition) -> sa.ColumnElement:
+    """1 where ``condition`` holds, else 0."""
+    return sa.case((condition, 1), else_=0)
+
+
+def growth(envs) -> sa.ColumnElement:
+    """An env's growth ratio: (host + fossilized params) / host params, 1 without a host."""
+    # The sum as numeric: two BIGINTs may overflow on PostgreSQL (SQLite turns to a double).
+    total = sa.cast(envs.c.host_params, sa.Numeric) + envs.c.fossilized_params
+    return sa.case((envs.c.host_params > 0, as_double(total) / envs.c.host_params), else_=1.0)
+
+
+def trained(snapshots) -> sa.ColumnElement:
+    """The snapshot has an env that has run an epoch (not a batch-end reset)."""
+    return sa.exists().where(ENVS.c.snapshot_id == snapshots.c.id, ENVS.c.current_epoch > 0)
+
+
+def stage_rank(stage) -> sa.ColumnElement:
+    """A seed stage's place in the lifecycle: 1..5 (:data:`STAGES`), 6 for every pruned stage,
+    NULL for any other stage."""
+    return sa.case(
+        *((stage == name, i + 1) for i, name in enumerate(STAGES)),
+        (stage.in_(PRUNED_STAGES), PRUNED_RANK),
+        else_=None,
+    )

@@ -1,0 +1,280 @@
+"""Seed lifecycles: how far seeds got, how long they lived and stayed in each stage, why they
+were pruned.
+
+A seed (see the package docstring) is known only from every observation of its slot, which is
+costly to follow; the archive keeps each seed once it has been derived (``seed_lives``,
+``seed_visits``: :mod:`sanctum_store.summary`), and these questions are GROUP BYs over them.
+First, the runs asked about are brought up to date: a run whose snapshot count moved since its
+seeds were derived gets its changed batches derived again, and kept (finished runs already are:
+:meth:`~sanctum_store.Archive.finish_run` derives them). An archive these questions cannot write
+(a read-only database role) gets its answers derived from the snapshots for the runs not up to
+date: the same numbers, slower.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from sanctum_store import db, summary
+from sanctum_store.expressions import STAGES, stage_rank
+from sanctum_store.queries._base import (
+    BLUEPRINTS,
+    RUNS,
+    SEED_LIVES,
+    SEED_VISITS,
+    _engine,
+    _f,
+    _flag,
+    _frame,
+    _i,
+    _seed_scope,
+    _with_cohort,
+    read_connection,
+)
+
+log = logging.getLogger(__name__)
+
+_SEED_BY = {"blueprint": "blueprint_id", "slot": "slot_key"}
+
+
+def _current(engine, conditions: list) -> list[int]:
+    """Bring the seeds of the runs matching ``conditions`` up to date; returns the runs that
+    could not be (the archive is read-only to us), whose seeds the caller derives itself."""
+    with read_connection(engine) as conn:
+        stale = summary.stale_seed_runs(conn, *conditions)
+    if not stale:
+        return []
+    try:
+        with db.for_writing(_engine(engine)).begin() as conn:
+            summary.refresh_seeds(conn, stale)
+    except sa.exc.DBAPIError as e:
+        log.warning(
+            "cannot keep the seeds of %d runs (%s: %s): deriving them from their snapshots",
+            len(stale),
+            type(e.orig).__name__,
+            str(e.orig).strip().partition("\n")[0],
+        )
+        return stale
+    return []
+
+
+def _cohort_label(cohort: sa.ColumnElement | None) -> sa.Label:
+    return (cohort if cohort is not None else sa.literal(None, sa.Text)).label("cohort")
+
+
+def _seeds(conditions: list, cohort: sa.ColumnElement | None, live: list[int]) -> sa.Subquery:
+    """One row per seed of the runs matching ``conditions``, with its run's ``cohort``: from
+    ``seed_lives``, or derived now for the ``live`` runs. ``rank`` is the furthest stage it
+    was seen alive in (see :func:`summary.seeds_select` for the other columns)."""
+    names = [c.name for c in SEED_LIVES.columns]
+
+    def columns(source) -> list:
+        return [source.c[n].label("rank" if n == "furthest_rank" else n) for n in names]
+
+    kept = (
+        sa.select(_cohort_label(cohort), *columns(SEED_LIVES))
+        .join_from(SEED_LIVES, RUNS, RUNS.c.id == SEED_LIVES.c.run_pk)
+        .where(*conditions)
+    )
+    if not live:
+        return kept.subquery("seeds")
+    derived = summary.seeds_select(summary.scope(live)).subquery("derived")
+    fresh = sa.select(_cohort_label(cohort), *columns(derived)).join_from(
+        derived, RUNS, RUNS.c.id == derived.c.run_pk
+    )
+    return sa.union_all(kept.where(SEED_LIVES.c.run_pk.not_in(live)), fresh).subquery("seeds")
+
+
+def _visits(conditions: list, cohort: sa.ColumnElement | None, live: list[int]) -> sa.Subquery:
+    """Every stage a seed of the runs matching ``conditions`` was seen to leave, with its
+    ``rank`` and the run's ``cohort``: from ``seed_visits``, or derived now for ``live`` runs."""
+    names = ("stage", "blueprint_id", "slot_key", "epochs_in_stage")
+
+    def columns(source) -> list:
+        return [source.c[n] for n in names]
+
+    kept = (
+        sa.select(_cohort_label(cohort), *columns(SEED_VISITS))
+        .join_from(SEED_VISITS, RUNS, RUNS.c.id == SEED_VISITS.c.run_pk)
+        .where(*conditions)
+    )
+    if live:
+        derived = summary.visits_select(summary.scope(live)).subquery("derived")
+        fresh = sa.select(_cohort_label(cohort), *columns(derived)).join_from(
+            derived, RUNS, RUNS.c.id == derived.c.run_pk
+        )
+        kept = sa.union_all(kept.where(SEED_VISITS.c.run_pk.not_in(live)), fresh)
+    visits = kept.subquery("visits")
+    return sa.select(visits, stage_rank(visits.c.stage).label("rank")).subquery("ranked")
+
+
+def seed_funnel(engine, *, by: str | None = "blueprint", cohort: str | None = None, **filters):
+    """How far seeds got, per blueprint (``by="slot"``: per slot; None: all together) and,
+    given ``cohort`` (a :data:`COHORT_ATTRIBUTES` name), per cohort.
+
+    Columns: [``cohort``], [``blueprint_id`` | ``slot_key``], ``germinated, training,
+    blending, holding, fossilized, pruned`` (seeds that reached each stage; see the module
+    docstring for what a seed is), ``blend_success_rate`` (fossilized / (fossilized + pruned),
+    esper's definition), and for ``by="blueprint"`` the counters esper itself reports at each
+    run's latest snapshot, which include seeds no snapshot caught: ``reported_spawns,
+    reported_fossilized, reported_prunes``. Takes the run filters of :func:`list_runs`.
+    """
+    if by is not None and by not in _SEED_BY:
+        raise ValueError(f"by must be 'blueprint', 'slot' or None, got {by!r}")
+    conditions, cohort_expr = _seed_scope(cohort, filters)
+    seeds = _seeds(conditions, cohort_expr, _current(engine, conditions))
+    keys = ([seeds.c.cohort] if cohort else []) + ([seeds.c[_SEED_BY[by]]] if by else [])
+    counts = [
+        _i(sa.func.count()).label("germinated"),
+        *(
+            _i(sa.func.sum(_flag(seeds.c.rank >= i + 2))).label(name.lower())
+            for i, name in enumerate(STAGES[1:-1])
+        ),
+        _i(sa.func.sum(seeds.c.fossilized)).label("fossilized"),
+        _i(sa.func.sum(seeds.c.pruned)).label("pruned"),
+    ]
+    query = sa.select(*keys, *counts).group_by(*keys).order_by(*keys)
+    names = ["germinated", "training", "blending", "holding", "fossilized", "pruned"]
+    dtypes = _with_cohort(
+        {**({_SEED_BY[by]: "str"} if by else {}), **dict.fromkeys(names, "int64")}, cohort
+    )
+    with read_connection(engine) as conn:
+        df = _frame(conn, query, dtypes)
+        if by == "blueprint":
+            df = df.merge(
+                _reported(conn, conditions, cohort_expr), how="outer", on=list(dtypes)[: len(keys)]
+            )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total = (df["fossilized"] + df["pruned"]).to_numpy(float)
+        df["blend_success_rate"] = df["fossilized"].to_numpy(float) / np.where(
+            total > 0, total, np.nan
+        )
+    for name in names:
+        df[name] = df[name].fillna(0).astype("int64")
+    return df.sort_values(list(dtypes)[: len(keys)], ignore_index=True) if keys else df
+
+
+def _reported(conn: sa.Connection, conditions: list, cohort: sa.ColumnElement | None):
+    picked = (
+        sa.select(
+            RUNS.c.id,
+            RUNS.c.last_snapshot_id.label("last_id"),
+            *([cohort.label("cohort")] if cohort is not None else []),
+        )
+        .where(*conditions)
+        .subquery()
+    )
+    keys = ([picked.c.cohort] if cohort is not None else []) + [BLUEPRINTS.c.blueprint_id]
+    query = (
+        sa.select(
+            *keys,
+            *(
+                _i(sa.func.sum(sa.func.coalesce(BLUEPRINTS.c[name], 0))).label(f"reported_{name}")
+                for name in ("spawns", "fossilized", "prunes")
+            ),
+        )
+        .join_from(picked, BLUEPRINTS, BLUEPRINTS.c.snapshot_id == picked.c.last_id)
+        .group_by(*keys)
+    )
+    dtypes = {
+        "blueprint_id": "str",
+        **dict.fromkeys(("reported_spawns", "reported_fossilized", "reported_prunes"), "Int64"),
+    }
+    return _frame(conn, query, _with_cohort(dtypes, "cohort" if cohort is not None else None))
+
+
+def seed_lifespans(engine, *, cohort: str | None = None, **filters) -> pd.DataFrame:
+    """How long seeds lived: the histogram of ``epochs_total`` of seeds seen in a terminal
+    state, per outcome and blueprint.
+
+    Columns: [``cohort``], ``outcome`` ("fossilized" / "pruned"), ``blueprint_id``,
+    ``epochs_total``, ``n`` (seeds). Takes the run filters of :func:`list_runs`.
+    """
+    conditions, cohort_expr = _seed_scope(cohort, filters)
+    seeds = _seeds(conditions, cohort_expr, _current(engine, conditions))
+    outcome = sa.case((seeds.c.fossilized == 1, "fossilized"), else_="pruned")
+    keys = [
+        *([seeds.c.cohort] if cohort else []),
+        outcome.label("outcome"),
+        seeds.c.blueprint_id,
+        seeds.c.epochs_total,
+    ]
+    query = (
+        sa.select(*keys, sa.func.count().label("n"))
+        .where(
+            sa.or_(seeds.c.fossilized == 1, seeds.c.pruned == 1), seeds.c.epochs_total.is_not(None)
+        )
+        .group_by(*keys)
+        .order_by(*keys)
+    )
+    dtypes = {"outcome": "str", "blueprint_id": "str", "epochs_total": "int64", "n": "int64"}
+    with read_connection(engine) as conn:
+        return _frame(conn, query, _with_cohort(dtypes, cohort))
+
+
+def time_in_stage(engine, *, by: str | None = "blueprint", cohort: str | None = None, **filters):
+    """Epochs seeds spent in each stage they were seen to leave.
+
+    A stage visit counts once the seed is seen in another stage afterwards; its length is the
+    ``epochs_in_stage`` of the last observation in it (a lower bound: snapshots are samples).
+    Columns: [``cohort``], ``stage``, [``blueprint_id`` | ``slot_key``], ``n`` (visits),
+    ``mean_epochs, min_epochs, max_epochs``, in lifecycle order. Takes the run filters of
+    :func:`list_runs`.
+    """
+    if by is not None and by not in _SEED_BY:
+        raise ValueError(f"by must be 'blueprint', 'slot' or None, got {by!r}")
+    conditions, cohort_expr = _seed_scope(cohort, filters)
+    v = _visits(conditions, cohort_expr, _current(engine, conditions)).c
+    keys = [*([v.cohort] if cohort else []), v.stage, *([v[_SEED_BY[by]]] if by else [])]
+    query = (
+        sa.select(
+            *keys,
+            sa.func.count().label("n"),
+            _f(sa.func.avg(v.epochs_in_stage)).label("mean_epochs"),
+            sa.func.min(v.epochs_in_stage).label("min_epochs"),
+            sa.func.max(v.epochs_in_stage).label("max_epochs"),
+        )
+        .group_by(*keys, v.rank)
+        .order_by(*([v.cohort] if cohort else []), v.rank, *keys[1 if cohort else 0 :])
+    )
+    dtypes = {
+        "stage": "str",
+        **({_SEED_BY[by]: "str"} if by else {}),
+        "n": "int64",
+        "mean_epochs": "float64",
+        "min_epochs": "int64",
+        "max_epochs": "int64",
+    }
+    with read_connection(engine) as conn:
+        return _frame(conn, query, _with_cohort(dtypes, cohort))
+
+
+def prune_reasons(engine, *, cohort: str | None = None, **filters) -> pd.DataFrame:
+    """Why seeds were pruned: one row per reason and auto/policy prune.
+
+    Columns: [``cohort``], ``prune_reason``, ``auto_pruned`` (bool), ``n`` (seeds),
+    ``share`` (of the cohort's pruned seeds), most frequent first. Takes the run filters of
+    :func:`list_runs`.
+    """
+    conditions, cohort_expr = _seed_scope(cohort, filters)
+    seeds = _seeds(conditions, cohort_expr, _current(engine, conditions))
+    keys = [
+        *([seeds.c.cohort] if cohort else []),
+        sa.func.coalesce(seeds.c.prune_reason, "").label("prune_reason"),
+        sa.func.coalesce(seeds.c.auto_pruned, 0).label("auto_pruned"),
+    ]
+    query = (
+        sa.select(*keys, sa.func.count().label("n")).where(seeds.c.pruned_seen == 1).group_by(*keys)
+    )
+    dtypes = {"prune_reason": "str", "auto_pruned": "bool", "n": "int64"}
+    with read_connection(engine) as conn:
+        df = _frame(conn, query, _with_cohort(dtypes, cohort))
+    totals = df.groupby("cohort")["n"].transform("sum") if cohort else df["n"].sum()
+    df["share"] = (df["n"] / totals).astype("float64")
+    order = ["cohort", "n", "prune_reason"] if cohort else ["n", "prune_reason"]
+    ascending = [True, False, True] if cohort else [False, True]
+    return df.sort_values(order, ascending=ascending, ignore_index=True)

@@ -1,0 +1,377 @@
+"""What the archive derives from its snapshots and keeps, so that whole-archive questions are
+plain selects instead of a walk over every snapshot.
+
+* **Run outcomes** on ``runs`` (``last_snapshot_id, final_snapshot_id, batches_done,
+  final_accuracy, peak_accuracy, mean_reward, growth_ratio, fossilized, pruned``), with the
+  definitions of :mod:`sanctum_store.queries`: the writer recomputes a run's outcomes with every
+  batch it stores (:func:`picks` and :func:`outcomes`, a few index seeks, in its transaction),
+  from what the run has stored, not from what just arrived; so a snapshot arriving late (older
+  than the run's latest), one stored twice, or a best-run record rewritten by a later snapshot
+  leaves them exactly what deriving them afresh gives.
+* **Seeds** in ``seed_lives`` (one row per seed), ``seed_visits`` (each stage a seed was seen
+  to leave) and ``seed_batches`` (which (run, batch) they were derived from, and from how many
+  snapshots): a cache, filled per (run, batch) by :func:`refresh_seeds` when a run is finished
+  or when a question about seeds finds the run's ``seeds_counted_at`` behind its
+  ``snapshot_count``. A seed lives within one batch of one env, so a batch whose snapshot count
+  changed is derived again whole, with the window functions that define a seed.
+
+Everything here runs in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from sanctum_store.expressions import (
+    PRUNED_RANK,
+    STAGES,
+    as_double,
+    flag,
+    growth,
+    mean,
+    stage_rank,
+    trained,
+)
+from sanctum_store.models import Base
+
+_T = Base.metadata.tables
+RUNS, SNAPSHOTS, ENVS, BEST = _T["runs"], _T["snapshots"], _T["env_states"], _T["best_runs"]
+SEEDS = _T["seed_states"]
+SEED_LIVES, SEED_VISITS, SEED_BATCHES = _T["seed_lives"], _T["seed_visits"], _T["seed_batches"]
+_FINAL = SNAPSHOTS.alias("final")
+
+#: The outcome columns :func:`run_outcome_updates` keeps on ``runs``.
+OUTCOME_COLUMNS = (
+    "last_snapshot_id",
+    "final_snapshot_id",
+    "batches_done",
+    "final_accuracy",
+    "peak_accuracy",
+    "mean_reward",
+    "growth_ratio",
+    "fossilized",
+    "pruned",
+)
+
+# Any fixed 64-bit number: serializes seed refreshes on one PostgreSQL database.
+_SEEDS_LOCK_KEY = 0x5345454453
+_CHUNK = 500
+
+# ---------------------------------------------------------------------------------------------
+# Run outcomes
+# ---------------------------------------------------------------------------------------------
+
+
+def _newest(snapshots, *where) -> sa.ScalarSelect:
+    """The id of the run's (the ``runs`` row's) newest snapshot matching ``where``."""
+    return (
+        sa.select(snapshots.c.id)
+        .where(snapshots.c.run_pk == RUNS.c.id, *where)
+        .order_by(snapshots.c.captured_ts.desc(), snapshots.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def picks() -> dict[str, sa.ColumnElement]:
+    """SET values naming a run's latest snapshot and its final one (latest with a trained env)."""
+    return {
+        "last_snapshot_id": _newest(SNAPSHOTS),
+        "final_snapshot_id": _newest(_FINAL, trained(_FINAL)),
+    }
+
+
+def outcomes() -> dict[str, sa.ColumnElement]:
+    """SET values of a run's outcomes, from the snapshots :func:`picks` named."""
+
+    def final(aggregate) -> sa.ScalarSelect:
+        """``aggregate`` over the trained envs of the run's final snapshot."""
+        return (
+            sa.select(aggregate)
+            .where(ENVS.c.snapshot_id == RUNS.c.final_snapshot_id, ENVS.c.current_epoch > 0)
+            .scalar_subquery()
+        )
+
+    def last(column: str) -> sa.ScalarSelect:
+        return (
+            sa.select(SNAPSHOTS.c[column])
+            .where(SNAPSHOTS.c.id == RUNS.c.last_snapshot_id)
+            .scalar_subquery()
+        )
+
+    # The best any env reached: any snapshot's env best_accuracy (one seek on
+    # ix_env_states_run_pk_best_accuracy), a best-run record's peak, the final host accuracy.
+    # max() over the three skips NULLs, as the definition does.
+    peaks = sa.union_all(
+        sa.select(sa.func.max(ENVS.c.best_accuracy).label("peak"))
+        .where(ENVS.c.run_pk == RUNS.c.id)
+        .correlate(RUNS),
+        sa.select(sa.func.max(BEST.c.peak_accuracy))
+        .where(BEST.c.run_pk == RUNS.c.id)
+        .correlate(RUNS),
+        sa.select(sa.func.max(ENVS.c.host_accuracy))
+        .where(ENVS.c.snapshot_id == RUNS.c.final_snapshot_id, ENVS.c.current_epoch > 0)
+        .correlate(RUNS),
+    ).subquery("peaks")
+    return {
+        "batches_done": last("current_batch"),
+        "final_accuracy": final(mean(ENVS.c.host_accuracy)),
+        "peak_accuracy": sa.select(sa.func.max(peaks.c.peak)).scalar_subquery(),
+        "mean_reward": final(mean(ENVS.c.cumulative_reward)),
+        # A ratio of two integers: far from overflowing avg().
+        "growth_ratio": final(as_double(sa.func.avg(growth(ENVS)))),
+        "fossilized": last("cumulative_fossilized"),
+        "pruned": last("cumulative_pruned"),
+    }
+
+
+def run_outcome_updates(*where: sa.ColumnElement) -> tuple[sa.Update, sa.Update]:
+    """The two statements that recompute the outcomes of the runs matching ``where`` (every
+    run without it): pick the snapshots, then aggregate them."""
+    return (
+        sa.update(RUNS).where(*where).values(**picks()),
+        sa.update(RUNS).where(*where).values(**outcomes()),
+    )
+
+
+def refresh_run_outcomes(conn: Connection, *where: sa.ColumnElement) -> None:
+    """Recompute the outcomes of the runs matching ``where`` (every run without it)."""
+    for statement in run_outcome_updates(*where):
+        conn.execute(statement)
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeds
+# ---------------------------------------------------------------------------------------------
+
+
+def scope(run_pks: Sequence[int], batches: Sequence[int] | None = None) -> list:
+    """Conditions selecting the observations of some runs (and, given, some of their batches)."""
+    conditions = [ENVS.c.run_pk.in_(list(run_pks)), SNAPSHOTS.c.run_pk.in_(list(run_pks))]
+    if batches is not None:
+        conditions.append(SNAPSHOTS.c.current_batch.in_(list(batches)))
+    return conditions
+
+
+def _observations(where: list) -> sa.Subquery:
+    """Every non-dormant seed slot seen in a snapshot, numbered into seeds (``seed``): within a
+    (run, batch, env, slot), a new seed starts when the blueprint changes or the stage goes
+    backwards (see the :mod:`sanctum_store.queries` docstring)."""
+    stage = SEEDS.c.stage
+    observed = (
+        sa.select(
+            ENVS.c.run_pk,
+            SNAPSHOTS.c.current_batch.label("batch"),
+            ENVS.c.env_key,
+            SEEDS.c.slot_key,
+            SEEDS.c.blueprint_id,
+            stage.label("stage"),
+            stage_rank(stage).label("rank"),
+            SNAPSHOTS.c.captured_ts,
+            SNAPSHOTS.c.id.label("snapshot_id"),
+            SEEDS.c.epochs_in_stage,
+            SEEDS.c.epochs_total,
+            SEEDS.c.prune_reason,
+            flag(SEEDS.c.auto_pruned).label("auto_pruned"),
+        )
+        .select_from(ENVS)
+        .join(SNAPSHOTS, SNAPSHOTS.c.id == ENVS.c.snapshot_id)
+        .join(SEEDS, SEEDS.c.seed_set_id == ENVS.c.seeds_id)
+        .where(stage != "DORMANT", SEEDS.c.blueprint_id.is_not(None), *where)
+        .subquery("observed")
+    )
+    o = observed.c
+    slot = (o.run_pk, o.batch, o.env_key, o.slot_key)
+    order = (o.captured_ts, o.snapshot_id)
+    previous_blueprint = sa.func.lag(o.blueprint_id).over(partition_by=slot, order_by=order)
+    previous_rank = sa.func.lag(o.rank).over(partition_by=slot, order_by=order)
+    starts = sa.case(
+        (previous_blueprint.is_(None), 1),
+        (previous_blueprint != o.blueprint_id, 1),
+        (o.rank < previous_rank, 1),
+        else_=0,
+    )
+    flagged = sa.select(observed, starts.label("starts")).subquery("flagged")
+    f = flagged.c
+    seed = sa.func.sum(f.starts).over(
+        partition_by=(f.run_pk, f.batch, f.env_key, f.slot_key),
+        order_by=(f.captured_ts, f.snapshot_id),
+        rows=(None, 0),
+    )
+    return sa.select(flagged, seed.label("seed")).subquery("numbered")
+
+
+def seeds_select(where: list) -> sa.Select:
+    """One row per seed of the observations ``where`` selects, in ``seed_lives``' columns.
+
+    The furthest stage seen alive (``furthest_rank``); whether it fossilized, was seen pruned
+    (``pruned_seen``, with its reason) or was pruned at all (``pruned``: also when it left its
+    slot while its env was still observed in that batch; only a prune removes a seed
+    mid-batch); its lifespan (``epochs_total`` seen in a terminal state).
+    """
+    o = _observations(where).c
+    pruned = o.rank == PRUNED_RANK
+    terminal = o.rank >= len(STAGES)
+    tracked = (
+        sa.select(
+            o.run_pk,
+            o.batch,
+            o.env_key,
+            o.slot_key,
+            o.seed,
+            sa.func.max(o.blueprint_id).label("blueprint_id"),
+            sa.func.max(sa.case((o.rank <= len(STAGES), o.rank))).label("furthest_rank"),
+            sa.func.max(flag(o.stage == "FOSSILIZED")).label("fossilized"),
+            sa.func.max(flag(pruned)).label("pruned_seen"),
+            sa.func.max(o.captured_ts).label("last_seen"),
+            sa.func.max(sa.case((terminal, o.epochs_total))).label("epochs_total"),
+            sa.func.max(sa.case((pruned, o.prune_reason))).label("prune_reason"),
+            sa.func.max(sa.case((pruned, o.auto_pruned))).label("auto_pruned"),
+        )
+        .group_by(o.run_pk, o.batch, o.env_key, o.slot_key, o.seed)
+        .subquery("tracked")
+    )
+    env_seen = (
+        sa.select(
+            ENVS.c.run_pk,
+            SNAPSHOTS.c.current_batch.label("batch"),
+            ENVS.c.env_key,
+            sa.func.max(SNAPSHOTS.c.captured_ts).label("until"),
+        )
+        .join_from(ENVS, SNAPSHOTS, SNAPSHOTS.c.id == ENVS.c.snapshot_id)
+        .where(ENVS.c.current_epoch > 0, *where)
+        .group_by(ENVS.c.run_pk, SNAPSHOTS.c.current_batch, ENVS.c.env_key)
+        .subquery("env_seen")
+    )
+    t = tracked.c
+    vanished = sa.and_(t.fossilized == 0, t.last_seen < env_seen.c.until)
+    columns = {c.name: t[c.name] for c in SEED_LIVES.columns if c.name != "pruned"}
+    columns["pruned"] = sa.case((sa.or_(t.pruned_seen == 1, vanished), 1), else_=0)
+    return sa.select(*(columns[c.name].label(c.name) for c in SEED_LIVES.columns)).outerjoin_from(
+        tracked,
+        env_seen,
+        sa.and_(
+            env_seen.c.run_pk == t.run_pk,
+            env_seen.c.batch == t.batch,
+            env_seen.c.env_key == t.env_key,
+        ),
+    )
+
+
+def visits_select(where: list) -> sa.Select:
+    """Every stage a seed was seen to leave (its next observation is in another stage), with the
+    ``epochs_in_stage`` of its last observation there, in ``seed_visits``' columns."""
+    o = _observations(where).c
+    following = sa.func.lead(o.stage).over(
+        partition_by=(o.run_pk, o.batch, o.env_key, o.slot_key, o.seed),
+        order_by=(o.captured_ts, o.snapshot_id),
+    )
+    visits = sa.select(*(o[c.name] for c in SEED_VISITS.columns), following.label("next")).subquery(
+        "visits"
+    )
+    v = visits.c
+    return sa.select(*(v[c.name] for c in SEED_VISITS.columns)).where(
+        v.next.is_not(None), v.next != v.stage
+    )
+
+
+def stale_seed_runs(conn: Connection, *where: sa.ColumnElement) -> list[int]:
+    """The runs matching ``where`` whose seeds are not (all) in the cache."""
+    behind = sa.or_(
+        RUNS.c.seeds_counted_at.is_(None), RUNS.c.seeds_counted_at != RUNS.c.snapshot_count
+    )
+    query = sa.select(RUNS.c.id).where(behind, *where).order_by(RUNS.c.id)
+    return list(conn.execute(query).scalars())
+
+
+def refresh_seeds(conn: Connection, run_pks: Iterable[int]) -> int:
+    """Bring the seed cache of these runs up to date: every (run, batch) whose snapshot count
+    changed since it was derived is derived again. Returns how many were."""
+    pks = sorted(set(run_pks))
+    if pks and conn.dialect.name == "postgresql":
+        # One refresher at a time: two deriving the same batch would collide on its rows. The
+        # window functions look costly to the planner, which would JIT-compile them for longer
+        # than they run.
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SEEDS_LOCK_KEY})
+        conn.exec_driver_sql("SET LOCAL jit = off")
+    derived = 0
+    for chunk in _chunks(pks, _CHUNK):
+        s = SNAPSHOTS.c
+        now = _per_batch(
+            conn,
+            sa.select(s.run_pk, s.current_batch, sa.func.count())
+            .where(s.run_pk.in_(chunk))
+            .group_by(s.run_pk, s.current_batch),
+        )
+        done = _per_batch(conn, sa.select(SEED_BATCHES).where(SEED_BATCHES.c.run_pk.in_(chunk)))
+        # Runs never derived: all at once. The others: the batches whose count changed.
+        new = [pk for pk in chunk if now[pk] and not done[pk]]
+        if new:
+            _derive(conn, new, None, now)
+            derived += sum(len(now[pk]) for pk in new)
+        for pk in chunk:
+            changed = [
+                b for b in now[pk].keys() | done[pk].keys() if now[pk].get(b) != done[pk].get(b)
+            ]
+            if pk in new or not changed:
+                continue
+            for batches in _chunks(sorted(changed), _CHUNK):
+                _derive(conn, [pk], batches, now)
+            derived += len(changed)
+        conn.execute(
+            sa.update(RUNS)
+            .where(RUNS.c.id == sa.bindparam("pk"))
+            .values(seeds_counted_at=sa.bindparam("counted")),
+            [{"pk": pk, "counted": sum(now[pk].values())} for pk in chunk],
+        )
+    return derived
+
+
+_SEED_TABLES = (SEED_LIVES, SEED_VISITS, SEED_BATCHES)
+
+
+def _per_batch(conn: Connection, query: sa.Select) -> dict[int, dict[int, int]]:
+    """``{run: {batch: n}}`` from a query's (run, batch, n) rows."""
+    out: dict[int, dict[int, int]] = defaultdict(dict)
+    for pk, batch, n in conn.execute(query):
+        out[pk][batch] = n
+    return out
+
+
+def _derive(
+    conn: Connection,
+    pks: list[int],
+    batches: list[int] | None,
+    counts: dict[int, dict[int, int]],
+) -> None:
+    """Derive again the seeds of some runs (all their batches, or these), from ``counts``
+    snapshots per (run, batch)."""
+    for table in _SEED_TABLES:
+        where = [table.c.run_pk.in_(pks)]
+        if batches is not None:
+            where.append(table.c.batch.in_(batches))
+        conn.execute(sa.delete(table).where(*where))
+    observations = scope(pks, batches)
+    for table, select in (
+        (SEED_LIVES, seeds_select(observations)),
+        (SEED_VISITS, visits_select(observations)),
+    ):
+        conn.execute(sa.insert(table).from_select([c.name for c in table.columns], select))
+    wanted = None if batches is None else set(batches)
+    rows = [
+        {"run_pk": pk, "batch": b, "snapshots": n}
+        for pk in pks
+        for b, n in counts[pk].items()
+        if wanted is None or b in wanted
+    ]
+    if rows:
+        conn.execute(sa.insert(SEED_BATCHES), rows)
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
