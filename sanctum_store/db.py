@@ -44,11 +44,15 @@ def create_engine(url: str, **kwargs) -> Engine:
     :func:`for_writing` begin with ``BEGIN IMMEDIATE`` and take the write lock up front, so two
     writers queue on the busy timeout instead of failing on a lock upgrade.
     PostgreSQL (psycopg 3): connections are checked before use, so a restarted server costs
-    one retry, not an error.
+    one retry, not an error; statements are planned for their parameters each time rather
+    than as psycopg's prepared generic plans, which a table planned before its first ANALYZE
+    (a new archive, autovacuum off) would keep for the life of the writer's connection, its
+    lookups slowing down as the run grows.
     """
     url = resolve_url(url)
     if not is_sqlite(url):
         kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("connect_args", {"prepare_threshold": None})
         return sa.create_engine(url, **kwargs)
 
     path = sqlite_path(url)

@@ -334,7 +334,8 @@ class Snapshot(columns_of(schema.SanctumSnapshot), Base):
 
     __tablename__ = "snapshots"
     __table_args__ = (
-        sa.Index("ix_snapshots_run_pk_captured_ts", "run_pk", "captured_ts"),
+        # A run's newest snapshot (captured_ts DESC, id DESC) is the first entry here: no sort.
+        sa.Index("ix_snapshots_run_pk_captured_ts_id", "run_pk", "captured_ts", "id"),
         sa.Index("ix_snapshots_run_pk_current_batch", "run_pk", "current_batch", "current_epoch"),
         sa.Index("uq_snapshots_run_pk_dedup_key", "run_pk", "dedup_key", unique=True),
     )

@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-27 09:00:00
+Create Date: 2026-11-26 09:00:00
 
 Whole-archive questions read what used to be derived from every snapshot on each asking:
 
@@ -12,7 +12,10 @@ Whole-archive questions read what used to be derived from every snapshot on each
   current_epoch > 0), and v_runs now reads them;
 * ``seed_lives``, ``seed_visits`` and ``seed_batches`` cache seeds derived from the snapshots, per
   (run, batch); they start empty (``runs.seeds_counted_at`` NULL: nothing derived yet) and fill
-  as runs finish or their seeds are asked about.
+  as runs finish or their seeds are asked about;
+* the index on ``snapshots (run_pk, captured_ts)`` gains ``id``, the tie-breaker of "a run's
+  newest snapshot", so that the writer finds it with every batch in one index step rather than
+  sorting the run's snapshots (a cost that grew with the run).
 
 SQLite: the columns are added and dropped with ALTER TABLE (no table rebuild), so the views
 reading ``runs`` stay valid (see 0002).
@@ -275,6 +278,10 @@ def upgrade() -> None:
         ),
         sqlite_with_rowid=False,
     )
+    op.drop_index("ix_snapshots_run_pk_captured_ts", table_name="snapshots")
+    op.create_index(
+        "ix_snapshots_run_pk_captured_ts_id", "snapshots", ["run_pk", "captured_ts", "id"]
+    )
     op.execute(PICK_SNAPSHOTS)
     op.execute(aggregate(dialect))
     op.execute("DROP VIEW v_cohorts")
@@ -292,6 +299,8 @@ def downgrade() -> None:
     op.drop_table("seed_visits")
     op.drop_table("seed_lives")
     op.drop_table("seed_batches")
+    op.drop_index("ix_snapshots_run_pk_captured_ts_id", table_name="snapshots")
+    op.create_index("ix_snapshots_run_pk_captured_ts", "snapshots", ["run_pk", "captured_ts"])
     # Not a batch operation: on SQLite that would rebuild runs, under the views reading it.
     for name, _ in reversed(OUTCOMES):
         op.drop_column("runs", name)
