@@ -506,14 +506,6 @@ def normalize(snapshot: Any) -> dict:
         raise SnapshotInvalid("", "snapshot is nested too deeply") from None
 
 
-def normalize_object(cls: type, value: Any) -> dict:
-    """:func:`normalize` for any schema class (a decision, a best run, ...)."""
-    try:
-        return _convert_object(CLASSES[cls], value)
-    except _Invalid as e:
-        raise SnapshotInvalid(_format_path(e.segments), e.problem) from None
-
-
 # --------------------------------------------------------------------------------------------
 # Trees out: schema objects and JSON-ready dicts
 # --------------------------------------------------------------------------------------------
