@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
 import sys
 import types
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -35,9 +37,10 @@ def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'archive.db'}"
 
 
-@pytest.fixture
-def postgres_url():
-    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+@contextlib.contextmanager
+def postgres_schema_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped on exit (skips the test
+    when no server is configured)."""
     if not POSTGRES_URL:
         pytest.skip("SANCTUM_TEST_POSTGRES_URL is not set")
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -45,10 +48,19 @@ def postgres_url():
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{sep}options={quote(f'-csearch_path={schema}')}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield f"{POSTGRES_URL}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url():
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+    with postgres_schema_url() as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)

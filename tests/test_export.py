@@ -11,25 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from conftest import BACKENDS
-from test_queries import backend_url, build
+from test_queries import engine, url  # noqa: F401  (module fixtures: the same archive)
 
-from sanctum_store import db, export, queries
+from sanctum_store import export, queries
 from sanctum_store.cli import main
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def url(request, tmp_path_factory):
-    with backend_url(request.param, tmp_path_factory) as location:
-        build(location)
-        yield location
-
-
-@pytest.fixture(scope="module")
-def engine(url):
-    engine = db.create_engine(url)
-    yield engine
-    engine.dispose()
 
 
 def comparable(df: pd.DataFrame) -> list[tuple]:

@@ -7,16 +7,14 @@ import contextlib
 import itertools
 import json
 import math
-import uuid
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from conftest import BACKENDS, POSTGRES_URL, fixture_snapshots
+from conftest import BACKENDS, fixture_snapshots, postgres_schema_url
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
@@ -346,19 +344,8 @@ def backend_url(backend: str, tmp_path_factory):
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('archive') / 'archive.db'}"
         return
-    if not POSTGRES_URL:
-        pytest.skip("SANCTUM_TEST_POSTGRES_URL is not set")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{sep}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema_url() as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
