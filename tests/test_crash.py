@@ -1,7 +1,9 @@
 """A training process killed mid-write, again and again: what was committed survives.
 
-A run is written by a process that is SIGKILLed at a random moment (seeded), then resumed by
-a new process that continues from what the archive holds, twenty times over. Afterwards the
+A run is written by a process that is SIGKILLed at a random point of its stream (seeded), then
+resumed by a new process that continues from what the archive holds, twenty times over. Kills
+are placed by what the process reports (how many snapshots it has handed to its writer), never
+by how long it has run, so a loaded machine moves them no further than an idle one. Afterwards the
 archive is intact, every snapshot a process had seen flushed is there, the run holds a gap-free
 prefix of its input stream (each snapshot exactly as given), and it reads as stale, then
 crashed, as time passes without a heartbeat.
@@ -26,7 +28,12 @@ pytestmark = pytest.mark.slow
 KILLS = {"sqlite": 20, "postgresql": 10}
 # Flushing less often than queue + batch lets the writer hold as much as the bound allows.
 QUEUE_SIZE, BATCH_SIZE, FLUSH_EVERY = 6, 2, 12
+#: A process is killed after handing over 0 (still opening the archive) to this many snapshots:
+#: beyond queue + batch, so some kills find the writer holding all the bound allows.
+MOST_BEFORE_KILL = 16
 RUN = "resumed-run"
+#: Long enough that twenty kills at the latest point cannot reach its end.
+STREAM = 20 * (MOST_BEFORE_KILL + QUEUE_SIZE + BATCH_SIZE) + 40
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +41,7 @@ def stream(tmp_path_factory) -> tuple[str, list[dict]]:
     """A deterministic stream of real-looking snapshots, and a file with one JSON document
     per line of it (the resumed processes' input)."""
     snapshots = [
-        codec.to_json(codec.normalize(s)) for s in demo.snapshot_stream(4, 3, 300, seed=11)
+        codec.to_json(codec.normalize(s)) for s in demo.snapshot_stream(4, 3, STREAM, seed=11)
     ]
     path = tmp_path_factory.mktemp("crash") / "inputs.jsonl"
     with open(path, "w") as f:
@@ -51,15 +58,28 @@ def forkserver():
     return context
 
 
-def drain(conn, into: dict) -> None:
+def drain(conn, into: dict, timeout: float = 0.0) -> bool:
+    """Read what the process has reported into ``into`` (largest count per kind), waiting up
+    to ``timeout`` for the first message; False when nothing came."""
+    got = False
     while True:
         try:
-            if not conn.poll(0):
-                return
+            if not conn.poll(timeout if not got else 0):
+                return got
             kind, count = conn.recv()
         except (EOFError, OSError):
-            return
+            return got
+        got = True
         into[kind] = max(into.get(kind, 0), count)
+
+
+def wait_until_queued(conn, seen: dict, count: int, timeout: float = 120.0) -> None:
+    """Block until the process reports ``count`` snapshots handed to its writer."""
+    deadline = time.monotonic() + timeout
+    while seen.get("queued", 0) < count:
+        left = deadline - time.monotonic()
+        assert left > 0, f"the process reported {seen} in {timeout} s, waiting for {count} queued"
+        drain(conn, seen, timeout=min(left, 1.0))
 
 
 def test_killed_and_resumed_over_and_over_loses_nothing_committed(db_url, stream, plain_main):
@@ -87,12 +107,14 @@ def test_killed_and_resumed_over_and_over_loses_nothing_committed(db_url, stream
         kind, start = receiver.recv()
         assert kind == "resume"
         # From before its first commit (opening the archive, warming up) to deep in writing.
-        time.sleep(rng.uniform(0.0, 1.2))
+        seen: dict[str, int] = {}
+        handed_over = rng.randint(0, MOST_BEFORE_KILL)
+        if handed_over:
+            wait_until_queued(receiver, seen, start + handed_over)
         process.kill()  # SIGKILL: no atexit, no flush, no rollback but the database's own
         process.join(timeout=30)
         killed_at = datetime.now(UTC)
         assert process.exitcode == -9
-        seen: dict[str, int] = {}
         drain(receiver, seen)
         receiver.close()
         history.append({"start": start, **seen})
