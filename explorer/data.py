@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any
 
+import charts
 import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
@@ -160,7 +161,7 @@ def cohort_statistics(
     ``outcomes`` has a ``cohort`` column. Cached: the bootstrap takes a moment."""
     from sanctum_store import stats
 
-    outcomes = outcomes.assign(cohort=outcomes["cohort"].astype(str))
+    outcomes = outcomes.assign(cohort=charts.labels(outcomes["cohort"]))
     return (
         stats.describe_cohorts(outcomes, "cohort", metric),
         # 2,000 resamples: a percentile CI stable to about a hundredth of its width, in a
@@ -169,6 +170,12 @@ def cohort_statistics(
             outcomes, "cohort", metric, higher_is_better=higher_is_better, n_boot=2_000
         ),
     )
+
+
+def cohort_domain(attribute: str) -> list[str]:
+    """Every value ``attribute`` takes across the archive's runs (as text, sorted): the order
+    cohorts take the palette's colours in, so a cohort has one colour on every page."""
+    return sorted(set(charts.labels(query("run_outcomes")[attribute])))
 
 
 @st.cache_data(ttl=300, show_spinner=False)

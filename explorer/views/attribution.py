@@ -4,6 +4,7 @@
 import charts
 import data
 import streamlit as st
+import tables
 
 from sanctum_store.queries import COHORT_ATTRIBUTES
 
@@ -20,18 +21,20 @@ if ranking.empty:
 else:
     label = "blueprint_id" if by == "blueprint" else "slot_id"
     shown = ranking.assign(
-        label=ranking[label].astype(str) + (" · " + ranking["cohort"].astype(str) if cohort else "")
+        label=charts.labels(ranking[label])
+        + (" · " + charts.labels(ranking["cohort"]) if cohort else "")
     )
     st.altair_chart(
         charts.ranking(
             shown[["label", "mean_value", "n", "share_significant"]],
             label="label",
             value="mean_value",
-            title="Mean Shapley value (accuracy points)",
+            title="Which seeds carry the accuracy (Shapley)",
+            label_title=by + (f" · {split.replace('_', ' ')}" if cohort else ""),
         ),
         width="stretch",
     )
-    st.dataframe(ranking, hide_index=True, key="attr_ranking")
+    tables.show(ranking, key="attr_ranking")
 
 st.subheader("Counterfactual synergy")
 synergy = data.query("synergy", limit=2000, **scope)
@@ -45,7 +48,8 @@ else:
             label="run_id",
             value="synergy",
             title="Mean synergy per run (combined − baseline − Σ solo gains)",
+            label_title="run",
         ),
         width="stretch",
     )
-    st.dataframe(synergy.head(500), hide_index=True, key="attr_synergy")
+    tables.show(synergy.head(500), key="attr_synergy")

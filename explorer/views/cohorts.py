@@ -3,6 +3,7 @@
 import charts
 import data
 import streamlit as st
+import tables
 
 from sanctum_store.queries import COHORT_ATTRIBUTES, OUTCOME_METRICS
 from sanctum_store.stats import LOW_POWER_N
@@ -33,7 +34,10 @@ curve_metric = (
     else ("cumulative_reward" if metric == "mean_reward" else "growth_ratio")
 )
 curves = data.query("cohort_curves", attribute=attribute, metric=curve_metric, x="batch", **filters)
-curves = curves.assign(cohort=curves["cohort"].astype(str))
+# Every cohort the attribute takes in the archive, in one order: a cohort's colour is the same
+# whichever runs are shown.
+domain = data.cohort_domain(attribute)
+curves = curves.assign(cohort=charts.labels(curves["cohort"]))
 st.altair_chart(
     charts.curves(
         curves,
@@ -42,31 +46,28 @@ st.altair_chart(
         color="cohort",
         band=("ci_low", "ci_high"),
         title=f"{curve_metric.replace('_', ' ')}: mean per cohort with 95 % CI",
+        x_title=charts.title_for("batch"),
+        y_title=charts.title_for(curve_metric),
+        color_title=attribute.replace("_", " "),
+        domain=domain,
     ),
     width="stretch",
 )
 
-dots = outcomes.assign(cohort=outcomes[attribute].astype(str))[["run_id", "cohort", metric]]
-# The statistics use every run; the plot shows at most 300 per cohort (a fixed random sample).
-dots = (
-    dots.dropna()
-    .groupby("cohort", group_keys=False)
-    .apply(lambda group: group.sample(min(len(group), 300), random_state=0))
-)
+dots = outcomes.assign(cohort=charts.labels(outcomes[attribute]))[["run_id", "cohort", metric]]
 left, right = st.columns([2, 3])
 left.altair_chart(
-    charts.distribution(dots, group="cohort", value=metric, title=f"{metric} per run"),
+    charts.distribution(
+        dots,
+        group="cohort",
+        value=metric,
+        title=f"{metric.replace('_', ' ')} per run",
+        group_title=attribute.replace("_", " "),
+        domain=domain,
+    ),
     width="stretch",
 )
-right.dataframe(
-    described,
-    hide_index=True,
-    key="cohort_describe",
-    column_config={
-        c: st.column_config.NumberColumn(format="%.3f")
-        for c in ("mean", "median", "std", "iqm", "ci_low", "ci_high")
-    },
-)
+tables.show(described, key="cohort_describe", container=right)
 
 st.subheader("Is the difference real?")
 if compared.empty:
@@ -80,13 +81,4 @@ else:
         )
     for verdict in compared["verdict"]:
         st.markdown(data.plain(verdict))
-    st.dataframe(
-        compared.drop(columns=["verdict"]),
-        hide_index=True,
-        key="cohort_compare",
-        column_config={
-            c: st.column_config.NumberColumn(format="%.4g")
-            for c in compared.columns
-            if c not in ("a", "b", "significant", "n_a", "n_b")
-        },
-    )
+    tables.show(compared.drop(columns=["verdict"]), key="cohort_compare")

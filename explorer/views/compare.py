@@ -4,6 +4,7 @@ import charts
 import data
 import pandas as pd
 import streamlit as st
+import tables
 
 from sanctum_store.queries import SERIES_METRICS
 
@@ -37,7 +38,12 @@ curves = pd.concat(
 curves = curves[curves["env"].astype(str) == "mean"]
 st.altair_chart(
     charts.curves(
-        curves, x="x", color="run", title=f"{metric.replace('_', ' ')} (mean across envs)"
+        curves,
+        x="x",
+        color="run",
+        title=f"{metric.replace('_', ' ')}: mean across envs",
+        x_title=charts.title_for(x),
+        y_title=charts.title_for(metric),
     ),
     width="stretch",
 )
@@ -45,7 +51,7 @@ st.altair_chart(
 st.subheader("Outcomes and configuration")
 table = data.query("list_runs", run_id=chosen, limit=None).set_index("run_id").loc[chosen]
 configs = pd.DataFrame({run_id: data.run_config(run_id) for run_id in chosen})
-side_by_side = pd.concat([table.T.astype(str), configs.astype(str)])
+side_by_side = pd.concat([table.T, configs]).map(tables.as_text)
 if st.toggle("Only rows that differ", key="compare_diff_only"):
     side_by_side = side_by_side[side_by_side.nunique(axis=1) > 1]
-st.dataframe(side_by_side, key="compare_table")
+tables.show(side_by_side, key="compare_table", hide_index=False)

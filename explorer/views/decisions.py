@@ -3,6 +3,7 @@
 import charts
 import data
 import streamlit as st
+import tables
 
 st.title("Decisions")
 runs = data.query("run_index")
@@ -29,7 +30,8 @@ else:
             y="count",
             color="action",
             normalize=True,
-            title="Action mix per batch (share of actions)",
+            title="Action mix per batch",
+            y_title="share of the batch's actions",
         ),
         width="stretch",
     )
@@ -53,12 +55,19 @@ entropy = charts.coarsen(
 )
 if not entropy.empty:
     st.altair_chart(
-        charts.curves(entropy, x="batch", y="entropy", color="head", title="Per-head entropy"),
+        charts.curves(
+            entropy,
+            x="batch",
+            y="entropy",
+            color="head",
+            title="Per-head entropy",
+            color_title="policy head",
+        ),
         width="stretch",
     )
 
 if scope not in (recent, "all runs"):
     st.subheader("Decision log")
-    st.dataframe(data.query("decision_table", run_id=scope), hide_index=True, key="dec_table")
+    tables.show(data.query("decision_table", run_id=scope), key="dec_table")
 else:
     st.caption("Pick one run to see its decision log with the alternatives the policy weighed.")

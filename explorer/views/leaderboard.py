@@ -4,6 +4,7 @@ import charts
 import data
 import pandas as pd
 import streamlit as st
+import tables
 
 st.title("Leaderboard")
 facets = data.facets()
@@ -21,10 +22,9 @@ def glyph(trajectory: float) -> str:
 
 
 table = board.assign(trajectory_glyph=board["trajectory"].map(glyph))
-selection = st.dataframe(
+selection = tables.show(
     table,
     key="board_table",
-    hide_index=True,
     on_select="rerun",
     selection_mode="single-row",
     column_order=[
@@ -42,10 +42,10 @@ selection = st.dataframe(
         "seeds_blending",
     ],
     column_config={
-        "peak_accuracy": st.column_config.NumberColumn("peak %", format="%.2f"),
-        "final_accuracy": st.column_config.NumberColumn("final %", format="%.2f"),
+        "peak_accuracy": st.column_config.NumberColumn("peak %", format="%.4g"),
+        "final_accuracy": st.column_config.NumberColumn("final %", format="%.4g"),
         "trajectory_glyph": st.column_config.TextColumn("trajectory"),
-        "growth_ratio": st.column_config.NumberColumn("growth", format="%.3f×"),
+        "growth_ratio": st.column_config.NumberColumn("growth", format="%.4g×"),
     },
 )
 if not selection.selection.rows:
@@ -57,15 +57,15 @@ record = data.best_run(row["run_id"], row["record_id"])
 st.subheader(data.plain(f"{row['run_id']} · env {row['env_id']} · episode {row['episode']}"))
 cols = st.columns(4)
 cols[0].metric(
-    "Peak", f"{record['peak_accuracy']:.2f} %", f"epoch {record['epoch']}", delta_color="off"
+    "Peak", f"{record['peak_accuracy']:.4g} %", f"epoch {record['epoch']}", delta_color="off"
 )
 cols[1].metric(
     "Final",
-    f"{record['final_accuracy']:.2f} %",
-    f"{record['final_accuracy'] - record['peak_accuracy']:+.2f}",
+    f"{record['final_accuracy']:.4g} %",
+    f"{record['final_accuracy'] - record['peak_accuracy']:+.4g}",
     delta_color="normal",
 )
-cols[2].metric("Growth", f"{record['growth_ratio']:.3f}×")
+cols[2].metric("Growth", f"{record['growth_ratio']:.4g}×")
 cols[3].metric("Fossilized / pruned", f"{record['fossilized_count']} / {record['pruned_count']}")
 seeds = pd.DataFrame(
     [
@@ -80,13 +80,20 @@ seeds = pd.DataFrame(
     ]
 )
 if not seeds.empty:
-    st.dataframe(seeds, hide_index=True, key="board_seeds")
+    tables.show(seeds, key="board_seeds")
 history = pd.DataFrame(
     {"epoch": range(len(record["accuracy_history"])), "value": record["accuracy_history"]}
 )
 if not history.empty:
     st.altair_chart(
-        charts.curves(history, x="epoch", title="Accuracy up to the peak"), width="stretch"
+        charts.curves(
+            history,
+            x="epoch",
+            title="Accuracy up to the peak",
+            x_title="epoch (within the episode)",
+            y_title=charts.title_for("host_accuracy"),
+        ),
+        width="stretch",
     )
 if record["action_history"]:
     st.text("Actions before the peak: " + " → ".join(record["action_history"][-12:]))

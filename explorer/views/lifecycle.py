@@ -3,6 +3,7 @@
 import charts
 import data
 import streamlit as st
+import tables
 
 from sanctum_store.queries import COHORT_ATTRIBUTES
 
@@ -20,7 +21,7 @@ funnel = data.query("seed_funnel", by=by, cohort=cohort, **scope)
 if funnel.empty:
     st.info("No seeds recorded yet.")
     st.stop()
-label = funnel[key].astype(str) + (" · " + funnel["cohort"].astype(str) if cohort else "")
+label = charts.labels(funnel[key]) + (" · " + charts.labels(funnel["cohort"]) if cohort else "")
 long = funnel.assign(label=label).melt(
     id_vars=["label"], value_vars=STAGE_ORDER, var_name="stage", value_name="seeds"
 )
@@ -34,12 +35,12 @@ st.altair_chart(
         horizontal=True,
         colors={s.upper(): charts.STAGE_COLORS[s.upper()] for s in STAGE_ORDER},
         title="Seeds reaching each stage",
+        x_title=by + (f" · {split.replace('_', ' ')}" if cohort else ""),
     ),
     width="stretch",
 )
-st.dataframe(
+tables.show(
     funnel,
-    hide_index=True,
     key="life_funnel",
     column_config={
         "blend_success_rate": st.column_config.ProgressColumn(
@@ -57,7 +58,11 @@ if not lifespans.empty:
             expanded.head(charts.MAX_POINTS),
             value="epochs_total",
             color="outcome",
-            title="Lifespan (epochs) of seeds that ended",
+            title="Lifespan of seeds that ended",
+            colors={
+                "fossilized": charts.STAGE_COLORS["FOSSILIZED"],
+                "pruned": charts.STAGE_COLORS["PRUNED"],
+            },
         ),
         width="stretch",
     )
@@ -66,11 +71,12 @@ if not stages.empty:
     right.altair_chart(
         charts.ranking(
             stages.assign(
-                stage=stages["stage"] + (" · " + stages["cohort"].astype(str) if cohort else "")
+                stage=stages["stage"] + (" · " + charts.labels(stages["cohort"]) if cohort else "")
             ),
             label="stage",
             value="mean_epochs",
             title="Mean epochs in each stage",
+            label_title="stage" + (f" · {split.replace('_', ' ')}" if cohort else ""),
         ),
         width="stretch",
     )
@@ -78,4 +84,4 @@ if not stages.empty:
 st.subheader("Prune reasons")
 reasons = data.query("prune_reasons", cohort=cohort, **scope)
 reasons = reasons.assign(kind=reasons["auto_pruned"].map({True: "auto", False: "policy"}))
-st.dataframe(reasons, hide_index=True, key="life_reasons")
+tables.show(reasons, key="life_reasons")

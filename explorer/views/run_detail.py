@@ -6,6 +6,7 @@ import charts
 import data
 import pandas as pd
 import streamlit as st
+import tables
 
 from sanctum_store.schema import detect_trend, trend_to_indicator
 
@@ -37,15 +38,8 @@ run = data.query("list_runs", run_id=run_id, limit=1).iloc[0]
 live = run["status"] == "running"
 
 st.title(data.plain(run_id))
-STATUS = {
-    "running": "running",
-    "finished": "finished",
-    "stale": "stale (no heartbeat)",
-    "crashed": "crashed",
-    "failed": "failed",
-}
 top = st.columns(3)
-top[0].metric("Status", STATUS.get(run["status"], run["status"]))
+top[0].metric("Status", charts.STATUS_LABELS.get(run["status"], run["status"]))
 top[1].metric("Cohort", f"{run['reward_mode'] or '—'} · group {run['group_id'] or '—'}")
 top[2].metric("Task", run["task_name"] or "—")
 
@@ -69,7 +63,7 @@ def curves() -> None:
     per_env = st.toggle("Per env", key="detail_per_env")
     left, right = st.columns(2)
     for column, metric, title in (
-        (left, "host_accuracy", "Accuracy (%)"),
+        (left, "host_accuracy", "Host accuracy"),
         (right, "cumulative_reward", "Episode reward"),
     ):
         series = data.query(
@@ -86,9 +80,9 @@ def curves() -> None:
                 x="x",
                 color="env",
                 band=("low", "high"),
-                title=title,
-                x_title=x,
-                y_title=title,
+                title=title + (" per env" if per_env else ": mean across envs ± std"),
+                x_title=charts.title_for(x),
+                y_title=charts.title_for(metric),
             ),
             width="stretch",
         )
@@ -154,7 +148,7 @@ envs = pd.DataFrame(
     ]
 )
 left, right = st.columns([3, 2])
-left.dataframe(envs, hide_index=True, key="detail_envs")
+tables.show(envs, key="detail_envs", container=left)
 slots = pd.DataFrame(
     [
         {
@@ -182,15 +176,20 @@ components = {
     and not isinstance(v, bool)
     and k not in ("env_id", "val_acc", "total", "scaffold_count")
 }
-if components:
-    breakdown = pd.DataFrame({"component": list(components), "value": list(components.values())})
+nonzero = {k: v for k, v in components.items() if v}
+if components and not nonzero:
+    st.caption(f"Every reward component of env {snap['rewards']['env_id']} is 0 at this moment.")
+elif nonzero:
+    breakdown = pd.DataFrame({"component": list(nonzero), "value": list(nonzero.values())})
     st.altair_chart(
         charts.ranking(
             breakdown,
             label="component",
             value="value",
             title=f"Reward components of env {snap['rewards']['env_id']} "
-            f"(total {snap['rewards']['total']:.3f})",
+            f"(total {snap['rewards']['total']:.4g}; components at 0 left out)",
+            label_title="reward component",
+            value_title="contribution to this step's reward",
         ),
         width="stretch",
     )
@@ -198,10 +197,9 @@ if components:
 st.subheader("Event log")
 text = st.text_input("Search events", key="detail_event_search")
 events = data.query("search_events", run_id=run_id, text=text or None, limit=300)
-st.dataframe(
+tables.show(
     events.drop(columns=["run_id"], errors="ignore").assign(
         metadata=events["metadata"].astype(str)
     ),
-    hide_index=True,
     key="detail_events",
 )

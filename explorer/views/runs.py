@@ -3,6 +3,7 @@
 import charts
 import data
 import streamlit as st
+import tables
 
 PAGE_SIZE = 50
 SORTABLE = {
@@ -46,11 +47,10 @@ runs = data.query(
 )
 st.caption(f"{total} runs match" + (f" — page {page} of {pages}" if pages > 1 else ""))
 
-table = runs.assign(status=runs["status"].map(lambda s: charts.STATUS_BADGES.get(s, s)))
-selection = st.dataframe(
+table = runs.assign(status=runs["status"].map(lambda s: charts.STATUS_LABELS.get(s, s)))
+selection = tables.show(
     table,
     key="runs_table",
-    hide_index=True,
     on_select="rerun",
     selection_mode="multi-row",
     column_order=[
@@ -71,13 +71,13 @@ selection = st.dataframe(
         "last_seen",
     ],
     column_config={
-        "run_id": st.column_config.TextColumn("run", width="medium"),
-        "final_accuracy": st.column_config.NumberColumn("final acc %", format="%.2f"),
-        "peak_accuracy": st.column_config.NumberColumn("peak acc %", format="%.2f"),
-        "mean_reward": st.column_config.NumberColumn("mean reward", format="%.3f"),
-        "growth_ratio": st.column_config.NumberColumn("growth", format="%.3f×"),
+        "run_id": st.column_config.TextColumn("run", width="large"),
+        "final_accuracy": st.column_config.NumberColumn("final acc %", format="%.4g"),
+        "peak_accuracy": st.column_config.NumberColumn("peak acc %", format="%.4g"),
+        "mean_reward": st.column_config.NumberColumn("mean reward", format="%.4g"),
+        "growth_ratio": st.column_config.NumberColumn("growth", format="%.4g×"),
         "duration_s": st.column_config.NumberColumn("duration s", format="%.0f"),
-        "last_seen": st.column_config.DatetimeColumn("last seen (UTC)", format="YYYY-MM-DD HH:mm"),
+        "last_seen": st.column_config.DatetimeColumn("last seen (UTC)", format=tables.TIME_FORMAT),
     },
 )
 chosen = [runs.iloc[i]["run_id"] for i in selection.selection.rows]

@@ -4,6 +4,7 @@ import io
 
 import data
 import streamlit as st
+import tables
 
 from sanctum_store import sql
 
@@ -42,11 +43,8 @@ with browser:
         key="sql_object",
         format_func=lambda name: f"{name} ({kinds[name]})",
     )
-    st.dataframe(
-        overview[overview["object"] == shown][["column", "type"]],
-        hide_index=True,
-        key="sql_columns",
-        height=300,
+    tables.show(
+        overview[overview["object"] == shown][["column", "type"]], key="sql_columns", height=300
     )
 
 with editor:
@@ -80,7 +78,7 @@ if result is not None:
     if result.truncated:
         st.warning(f"Truncated: showing the first {len(result.frame)} rows (row cap).")
     st.caption(note)
-    st.dataframe(result.frame, hide_index=True, key="sql_table")
+    tables.show(result.frame, key="sql_table")
     parquet = io.BytesIO()
     result.frame.to_parquet(parquet, index=False)
     left, right = st.columns(2)
