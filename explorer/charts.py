@@ -388,23 +388,20 @@ def calibration(df: pd.DataFrame, *, title: str = "Confidence versus outcome") -
         .mark_line(strokeDash=[4, 4], color=NEUTRAL)
         .encode(x="x:Q", y="y:Q")
     )
-    points = (
-        alt.Chart(df)
-        .mark_line(point=True, color=PALETTE[0])
-        .encode(
-            x=alt.X(
-                "mean_confidence:Q",
-                title=title_for("mean_confidence"),
-                scale=alt.Scale(domain=[0, 1]),
-            ),
-            y=alt.Y(
-                "positive_rate:Q", title=title_for("positive_rate"), scale=alt.Scale(domain=[0, 1])
-            ),
-            size=alt.Size("n:Q", title="decisions"),
-            tooltip=list(df.columns),
-        )
+    base = alt.Chart(df).encode(
+        x=alt.X(
+            "mean_confidence:Q", title=title_for("mean_confidence"), scale=alt.Scale(domain=[0, 1])
+        ),
+        y=alt.Y(
+            "positive_rate:Q", title=title_for("positive_rate"), scale=alt.Scale(domain=[0, 1])
+        ),
     )
-    return _sized(alt.layer(diagonal, points), "calibration", title=title, height=260)
+    line = base.mark_line(color=PALETTE[0])
+    points = base.mark_circle(color=PALETTE[0], opacity=0.9).encode(
+        size=alt.Size("n:Q", title="decisions", scale=alt.Scale(range=[30, 400])),
+        tooltip=list(df.columns),
+    )
+    return _sized(alt.layer(diagonal, line, points), "calibration", title=title, height=260)
 
 
 def scatter(

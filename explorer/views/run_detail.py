@@ -69,6 +69,9 @@ def curves() -> None:
         series = data.query(
             "run_series", run_id=run_id, metric=metric, x=x, per_env=per_env, live=live
         )
+        if series["value"].notna().sum() < 2:
+            column.caption(f"{title}: not enough trained-env values yet to draw a curve.")
+            continue
         series = series.assign(
             env=series["env"].astype(str),
             low=series["value"] - series["std"].fillna(0),
@@ -104,7 +107,7 @@ for column, (metric, (trend_name, kind)) in zip(tiles, PPO_METRICS.items(), stri
         delta_color="off",
         delta_arrow="off",
     )
-    if values:
+    if len(values) >= 2:  # a line needs two points
         column.altair_chart(charts.sparkline(series), width="stretch")
 
 st.subheader("At a moment")

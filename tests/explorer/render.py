@@ -112,6 +112,9 @@ def _label(item: dict) -> dict:
 
 
 def _drawn_items(mark: dict) -> int:
+    if mark.get("marktype") in ("line", "area", "trail"):
+        # One item is a point of the path: a path of one point draws nothing.
+        return len(mark.get("items", [])) if len(mark.get("items", [])) >= 2 else 0
     count = 0
     for item in mark.get("items", []):
         if item.get("opacity", 1) == 0:

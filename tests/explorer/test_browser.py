@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -15,7 +16,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from support import APP, HTML_RUN, XSS, demo_archive  # noqa: F401  (fixtures)
+
+from sanctum_store import Archive
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -133,6 +137,95 @@ TABLE = '[data-testid="stDataFrame"]'
 def visit(page, server, path: str, expect: str) -> None:
     page.goto(f"{server}/{path}")
     settle(page, expect)
+
+
+#: What each chart on the page drew: its data marks with a visible size (text excluded), and
+#: the colours of its axis labels. Vega draws into SVG: one element per mark item.
+DRAWN = """() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')].map(chart => {
+    const items = [...chart.querySelectorAll('g.role-mark > :not(text)')].filter(el => {
+        const box = el.getBoundingClientRect();
+        return box.width > 0 || box.height > 0;
+    });
+    const labels = [...chart.querySelectorAll('g.role-axis-label text')];
+    return {marks: items.length, label_colors: [...new Set(labels.map(l => getComputedStyle(l).fill))]};
+})"""
+
+PAGES = {
+    "runs": ("", TABLE, 0),
+    "run_detail": ("run_detail?run={finished}", CHART, 9),
+    "compare": ("compare", CHART, 1),
+    "leaderboard": ("leaderboard", TABLE, 0),
+    "cohorts": ("cohorts", CHART, 2),
+    "lifecycle": ("lifecycle", CHART, 3),
+    "decisions": ("decisions", CHART, 4),
+    "attribution": ("attribution", CHART, 2),
+    "sql": ("sql", "textarea", 0),
+}
+
+
+def _luminance(css: str) -> float:
+    r, g, b = (int(v) / 255 for v in re.findall(r"\d+", css)[:3])
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def choose_theme(page, name: str) -> None:
+    """The app's own theme switch: the main menu's Light / Dark choice."""
+    page.get_by_test_id("stMainMenu").click()
+    page.get_by_test_id(f"stMainMenuItem-theme-{name}").click()
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(800)
+
+
+@pytest.fixture
+def tall_tab(chromium):
+    """A window tall enough that a page's screenshot shows most of it (the main area
+    scrolls inside the page, so full-page screenshots would not)."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 2200})
+    yield context.new_page()
+    context.close()
+
+
+@pytest.mark.parametrize("theme", ["Light", "Dark"])
+@pytest.mark.parametrize("name", list(PAGES))
+def test_every_page_draws_its_charts_readably_and_is_saved(
+    tall_tab, server, demo_archive, name, theme
+):
+    path, expect, charts = PAGES[name]
+    with Archive(demo_archive) as archive:
+        runs = archive.runs()
+    finished = runs[runs["status"] == "finished"]["run_id"].iloc[0]
+    visit(tall_tab, server, path.format(finished=quote(finished)), expect)
+    choose_theme(tall_tab, theme)
+    settle(tall_tab, expect)
+    if charts:  # charts draw a moment after the script run ends
+        # On a timeout the assertions below say what is missing.
+        with contextlib.suppress(PlaywrightTimeout):
+            tall_tab.wait_for_function(
+                f"(() => {{ const drawn = ({DRAWN})(); "
+                f"return drawn.length >= {charts} && drawn.every(c => c.marks > 0); }})()",
+                timeout=30_000,
+            )
+    tall_tab.wait_for_timeout(1000)
+    background = tall_tab.evaluate(
+        "getComputedStyle(document.querySelector('[data-testid=\"stApp\"]')).backgroundColor"
+    )
+    assert (_luminance(background) < 0.1) == (theme == "Dark"), background
+    drawn = tall_tab.evaluate(DRAWN)
+    ARTIFACTS.mkdir(exist_ok=True)
+    tall_tab.screenshot(path=str(ARTIFACTS / f"{name}-{theme.lower()}.png"))
+    assert len(drawn) >= charts, drawn
+    assert all(chart["marks"] > 0 for chart in drawn), drawn
+    for chart in drawn:  # axis labels stand out from the background in either theme
+        assert all(_contrast(color, background) >= 3 for color in chart["label_colors"]), (
+            chart,
+            background,
+        )
 
 
 def test_runs_search(tab, server):

@@ -19,7 +19,7 @@ import pytest
 from conftest import fixture_snapshots
 from render import draw, from_streamlit, problems
 from streamlit.testing.v1 import AppTest
-from support import APP, demo_archive, fresh_caches  # noqa: F401  (fixtures)
+from support import APP, HTML_RUN, demo_archive, fresh_caches  # noqa: F401  (fixtures)
 
 from sanctum_store import Archive
 
@@ -61,6 +61,10 @@ def _real_run_moment_with_seeds(at):
     at.select_slider(key="detail_moment").set_value(16).run()  # three seeds HOLDING
 
 
+def _one_snapshot_run(at):
+    at.selectbox(key="detail_run").select(HTML_RUN).run()
+
+
 def _per_env(at):
     at.toggle(key="detail_per_env").set_value(True).run()
 
@@ -78,6 +82,7 @@ VIEWS = {
     "run detail": ("views/run_detail.py", None),
     "run detail, real run with seeds": ("views/run_detail.py", _real_run_moment_with_seeds),
     "run detail, per env": ("views/run_detail.py", _per_env),
+    "run detail, one snapshot": ("views/run_detail.py", _one_snapshot_run),
     "compare": ("views/compare.py", None),
     "leaderboard": ("views/leaderboard.py", None),
     "cohorts": ("views/cohorts.py", None),
@@ -227,3 +232,89 @@ def test_builders_are_pure():
     """charts.py never imports Streamlit: every chart is testable without a running app."""
     source = Path(charts.__file__).read_text(encoding="utf-8")
     assert "import streamlit" not in source
+
+
+def _linear(hex_color: str) -> list[float]:
+    channels = [int(hex_color[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    return [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+
+
+def _contrast(a: str, b: str) -> float:
+    def luminance(color):
+        r, g, b_ = _linear(color)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b_
+
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+#: Machado, Oliveira and Fernandes (2009), full severity: how a colour looks to a reader with
+#: protanopia, deuteranopia or tritanopia (on linear RGB).
+VISION = {
+    "typical": [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+    "protanopia": [
+        [0.152286, 1.052583, -0.204868],
+        [0.114503, 0.786281, 0.099216],
+        [-0.003882, -0.048116, 1.051998],
+    ],
+    "deuteranopia": [
+        [0.367322, 0.860646, -0.227968],
+        [0.280085, 0.672501, 0.047413],
+        [-0.011820, 0.042940, 0.968881],
+    ],
+    "tritanopia": [
+        [1.255528, -0.076749, -0.178779],
+        [-0.078411, 0.930809, 0.147602],
+        [0.004733, 0.691367, 0.303900],
+    ],
+}
+
+
+def _lab(hex_color: str, vision: str) -> tuple[float, float, float]:
+    rgb = [
+        min(max(sum(m * c for m, c in zip(row, _linear(hex_color), strict=True)), 0), 1)
+        for row in VISION[vision]
+    ]
+    xyz = [
+        sum(m * c for m, c in zip(row, rgb, strict=True))
+        for row in ([0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505])
+    ]
+    f = [
+        t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116
+        for t in (xyz[0] / 0.95047, xyz[1], xyz[2] / 1.08883)
+    ]
+    return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+
+
+#: Streamlit's page backgrounds: light and dark themes.
+BACKGROUNDS = {"light": "#ffffff", "dark": "#0e1117"}
+
+
+def test_the_palette_is_colour_blind_safe_and_visible_on_both_themes():
+    import itertools
+    import math
+
+    for color in (*charts.PALETTE, charts.NEUTRAL):
+        for theme, background in BACKGROUNDS.items():
+            assert _contrast(color, background) >= 3.0, (color, theme)
+    for vision in VISION:
+        closest = min(
+            math.dist(_lab(a, vision), _lab(b, vision))
+            for a, b in itertools.combinations(charts.PALETTE, 2)
+        )
+        assert closest >= 15, (vision, closest)  # ΔE*ab: clearly different at a glance
+    assert set(charts.STAGE_COLORS.values()) <= {*charts.PALETTE, charts.NEUTRAL}
+
+
+def test_a_cohort_keeps_its_colour_whichever_cohorts_are_shown():
+    domain = ["escrow", "shaped", "simplified", "sparse"]
+    all_four = charts.color_scale(domain).to_dict()
+    assert (
+        dict(zip(all_four["domain"], all_four["range"], strict=True))["sparse"] == charts.PALETTE[3]
+    )
+    runs = pd.DataFrame({"cohort": ["sparse"] * 3, "final_accuracy": [70.0, 71.0, 72.0]})
+    spec = charts.distribution(
+        runs, group="cohort", value="final_accuracy", domain=domain
+    ).to_dict()
+    scale = spec["layer"][0]["encoding"]["color"]["scale"]
+    assert dict(zip(scale["domain"], scale["range"], strict=True))["sparse"] == charts.PALETTE[3]
