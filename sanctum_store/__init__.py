@@ -6,6 +6,7 @@ from sanctum_store.archive import Archive
 from sanctum_store.errors import (
     ArchiveOutdated,
     ArchiveTooNew,
+    ArchiveUnavailable,
     RunNotFound,
     SanctumError,
     SnapshotInvalid,
@@ -17,6 +18,7 @@ __all__ = [
     "Archive",
     "ArchiveOutdated",
     "ArchiveTooNew",
+    "ArchiveUnavailable",
     "Recorder",
     "RunNotFound",
     "SanctumError",

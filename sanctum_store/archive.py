@@ -53,12 +53,18 @@ class Archive:
 
     def __init__(self, url: str | None = None, *, create: bool = True):
         self.url = db.resolve_url(url)
+        # create=False never makes a file: a missing archive is an error, not a new one.
+        db.check_location(self.url, create=create)
         self.engine = db.create_engine(self.url)
         self._write_engine = db.for_writing(self.engine)
-        if create:
-            migrate.ensure_schema(self._write_engine)
-        else:
-            migrate.check(self.engine)
+        try:
+            if create:
+                migrate.ensure_schema(self._write_engine)
+            else:
+                migrate.check(self.engine)
+        except BaseException:
+            self.engine.dispose()  # closed cleanly: no -wal or -shm file left behind
+            raise
         self._persister = Persister()
         self._lock = threading.Lock()
 

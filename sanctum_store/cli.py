@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import math
+import sys
+
 import click
 
 from sanctum_store import __version__
-from sanctum_store.db import resolve_url
+from sanctum_store.db import as_found, check_location, resolve_url
 from sanctum_store.errors import SanctumError
 
 DB_HELP = "Archive: a file path or SQLAlchemy URL (else $SANCTUM_DB, else ./sanctum.db)."
+STATUSES = ["running", "finished", "stale", "crashed", "failed"]
+#: The longest time limit ``sql`` takes: longer questions are exports (``export``).
+MAX_TIMEOUT_S = 3600.0
 
 
 def db_option(f):
@@ -16,7 +22,49 @@ def db_option(f):
     return click.option("--db", "db", metavar="PATH_OR_URL", default=None, help=DB_HELP)(f)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group: what sanctum-store refuses on purpose, and a database's refusal,
+    reach the user as one line, never as a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        import sqlalchemy as sa
+
+        try:
+            return super().invoke(ctx)
+        except SanctumError as e:
+            raise click.ClickException(str(e)) from None
+        except sa.exc.DBAPIError as e:
+            reason = str(e.orig or e).strip().splitlines()[0]
+            raise click.ClickException(f"the database refused: {reason}") from None
+        except OSError as e:
+            where = f"{e.filename}: " if e.filename else ""
+            raise click.ClickException(f"{where}{e.strerror or e}") from None
+
+
+def run(args: list[str] | None = None) -> int:
+    """The ``sanctum-store`` program: errors as one ``sanctum-store: error: ...`` line on
+    stderr and a non-zero exit status (2 for a mistake in the command line itself)."""
+    try:
+        main.main(args=args, prog_name="sanctum-store", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("sanctum-store: aborted", err=True)
+        return 1
+    except click.ClickException as e:
+        hint = ""
+        if isinstance(e, click.UsageError) and e.ctx is not None:
+            hint = f" (see {e.ctx.command_path} --help)"
+        click.echo(f"sanctum-store: error: {e.format_message()}{hint}", err=True)
+        return e.exit_code
+    return 0
+
+
+def _entry() -> None:
+    sys.exit(run())
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sanctum-store")
 def main() -> None:
     """Keep every Sanctum snapshot of esper training runs and compare runs.
@@ -57,10 +105,16 @@ def db_group() -> None:
 @db_group.command("upgrade")
 @db_option
 @click.option("--no-backup", is_flag=True, help="Do not copy a SQLite archive aside first.")
-def db_upgrade(db: str | None, no_backup: bool) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Add the archive's tables to a database that already holds tables of its own.",
+)
+def db_upgrade(db: str | None, no_backup: bool, force: bool) -> None:
     """Create the archive, or upgrade it to this version's schema.
 
-    A SQLite archive is backed up next to itself before it is migrated.
+    A SQLite archive is backed up next to itself before it is migrated. A database that
+    holds tables of its own (another program's) is refused unless --force.
 
     \b
     Example:
@@ -70,8 +124,16 @@ def db_upgrade(db: str | None, no_backup: bool) -> None:
     from sanctum_store import migrate
 
     url = resolve_url(db)
+    check_location(url, create=True)
     engine = dbmod.create_engine(url)
     try:
+        foreign = migrate.foreign_tables(engine)
+        if foreign and not force:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            fail(
+                f"{dbmod.display(url)} is not a sanctum-store archive: it holds tables of its "
+                f"own ({shown}); add the archive's tables beside them with --force"
+            )
         with engine.connect() as conn:
             before = migrate.current_revision(conn)
         head = migrate.head_revision()
@@ -84,8 +146,6 @@ def db_upgrade(db: str | None, no_backup: bool) -> None:
                 click.echo(f"backed up to {backup}")
         before, after = migrate.upgrade(engine)
         click.echo(f"upgraded {before or 'an empty archive'} -> {after}")
-    except SanctumError as e:
-        fail(str(e))
     finally:
         engine.dispose()
 
@@ -102,18 +162,18 @@ def db_check(db: str | None) -> None:
     from sanctum_store import db as dbmod
     from sanctum_store import migrate
 
-    engine = dbmod.create_engine(resolve_url(db))
+    url = resolve_url(db)
+    check_location(url, create=False)
+    engine = dbmod.create_engine(url)
     try:
         click.echo(f"ok: schema revision {migrate.check(engine)}")
-    except SanctumError as e:
-        fail(str(e))
     finally:
         engine.dispose()
 
 
 @main.command("runs")
 @db_option
-@click.option("--status", type=click.Choice(["running", "finished", "stale", "crashed", "failed"]))
+@click.option("--status", type=click.Choice(STATUSES))
 def runs_command(db: str | None, status: str | None) -> None:
     """List the archive's runs with their status.
 
@@ -123,7 +183,7 @@ def runs_command(db: str | None, status: str | None) -> None:
     """
     from sanctum_store.archive import Archive
 
-    with Archive(resolve_url(db)) as archive:
+    with Archive(resolve_url(db), create=False) as archive:
         table = archive.runs()
     if status:
         table = table[table["status"] == status]
@@ -148,10 +208,11 @@ def runs_command(db: str | None, status: str | None) -> None:
 @click.option("--run-id", help="Store every snapshot under this run (default: each one's own).")
 @click.option("--strict", is_flag=True, help="All or nothing: store nothing if any line is bad.")
 def import_command(file: str, db: str | None, run_id: str | None, strict: bool) -> None:
-    """Import a snapshot dump: one JSON snapshot per line (esper's asdict form).
+    """Import a snapshot dump: one JSON snapshot per line (esper's asdict form), one JSON
+    array of snapshots, or one snapshot document.
 
-    Bad lines are reported with their line number and skipped; importing a file twice stores
-    nothing twice.
+    Bad snapshots are reported with their line (or array item) and skipped, and the exit
+    status is then non-zero; importing a file twice stores nothing twice.
 
     \b
     Example:
@@ -160,26 +221,25 @@ def import_command(file: str, db: str | None, run_id: str | None, strict: bool) 
     import os
 
     from sanctum_store.archive import Archive
-    from sanctum_store.ingest import import_jsonl
+    from sanctum_store.ingest import import_file
 
     with (
         Archive(resolve_url(db)) as archive,
         click.progressbar(
             length=os.path.getsize(file),
             label=f"importing {os.path.basename(file)}",
-            file=click.get_text_stream("stderr"),
+            file=sys.stderr,
         ) as bar,
     ):
-        try:
-            report = import_jsonl(archive, file, run_id=run_id, strict=strict, progress=bar.update)
-        except SanctumError as e:
-            fail(str(e))
-    for number, reason in report.skipped:
-        click.echo(f"line {number}: skipped: {reason}", err=True)
+        report = import_file(archive, file, run_id=run_id, strict=strict, progress=bar.update)
+    for where, reason in report.skipped:
+        click.echo(f"{where}: skipped: {reason}", err=True)
     click.echo(
         f"{report.stored} snapshots stored, {report.already_present} already present, "
-        f"{len(report.skipped)} lines skipped"
+        f"{len(report.skipped)} refused"
     )
+    if report.skipped:
+        fail(f"{len(report.skipped)} of {report.read} snapshots in {file} were refused")
 
 
 @main.command("demo")
@@ -204,15 +264,14 @@ def demo_command(db: str | None, n_runs: int, seed: int, if_empty: bool) -> None
     from sanctum_store.archive import Archive
 
     url = resolve_url(db)
+    check_location(url, create=True)
     if if_empty:
         with Archive(url) as archive:
             if not archive.runs().empty:
                 click.echo(f"{archive!r} already has runs: nothing to do")
                 return
     runs = demo.plan_runs(n_runs, seed, now=datetime.now(UTC))
-    with click.progressbar(
-        length=len(runs), label="simulating runs", file=click.get_text_stream("stderr")
-    ) as bar:
+    with click.progressbar(length=len(runs), label="simulating runs", file=sys.stderr) as bar:
         done = {"snapshots": 0}
 
         def progress(n: int) -> None:
@@ -237,9 +296,16 @@ def demo_command(db: str | None, n_runs: int, seed: int, if_empty: bool) -> None
 )
 @click.option("--out", type=click.Path(dir_okay=False), help="Write to this file, not stdout.")
 @click.option(
-    "--timeout", "timeout_s", type=float, default=10.0, show_default=True, help="Seconds."
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0, min_open=True, max=MAX_TIMEOUT_S),
+    default=10.0,
+    show_default=True,
+    help=f"Seconds (at most {MAX_TIMEOUT_S:.0f}).",
 )
-@click.option("--max-rows", type=int, default=10_000, show_default=True, help="Row cap.")
+@click.option(
+    "--max-rows", type=click.IntRange(min=1), default=10_000, show_default=True, help="Row cap."
+)
 def sql_command(
     statement: str, db: str | None, fmt: str, out: str | None, timeout_s: float, max_rows: int
 ) -> None:
@@ -254,12 +320,19 @@ def sql_command(
     Example:
         sanctum-store sql "SELECT reward_mode, avg(final_accuracy) FROM v_runs GROUP BY 1" --db runs.db
     """
-    from sanctum_store.sql import SQLError, run_query
+    from sanctum_store import migrate
+    from sanctum_store.sql import SQLError, readonly_engine, run_query
 
     if fmt == "parquet" and not out:
         fail("--format parquet writes a binary file: give it --out FILE")
+    url = resolve_url(db)
+    check_location(url, create=False)
+    if not math.isfinite(timeout_s):
+        fail(f"--timeout must be a number of seconds, got {timeout_s}")
     try:
-        result = run_query(resolve_url(db), statement, timeout_s=timeout_s, max_rows=max_rows)
+        with as_found(url):
+            migrate.check(readonly_engine(url), where=url)
+            result = run_query(url, statement, timeout_s=timeout_s, max_rows=max_rows)
     except (SQLError, ValueError) as e:
         fail(str(e))
     frame = result.frame
@@ -318,7 +391,7 @@ def _write_parquet(frame, out: str) -> None:
 @click.option(
     "--status",
     multiple=True,
-    type=click.Choice(["running", "finished", "stale", "crashed", "failed"]),
+    type=click.Choice(STATUSES),
 )
 @click.option("--since", help="Only runs active since this ISO time.")
 @click.option("--until", help="Only runs active until this ISO time.")
@@ -381,14 +454,14 @@ def export_command(
     filters = {k: (list(v) if isinstance(v, tuple) else v) for k, v in filters.items() if v}
     if kind == "series" and not metric:
         fail("export series needs --metric")
-    engine = dbmod.create_engine(resolve_url(db))
+    url = resolve_url(db)
+    check_location(url, create=False)
+    engine = dbmod.create_engine(url)
     try:
         migrate.check(engine)
         query = export.query_for(kind, metric=metric, x=x, limit=limit, **filters)
         total = export.count(engine, query)
-        with click.progressbar(
-            length=total, label=f"exporting {kind}", file=click.get_text_stream("stderr")
-        ) as bar:
+        with click.progressbar(length=total, label=f"exporting {kind}", file=sys.stderr) as bar:
             written = export.write(
                 engine, query, out, fmt, chunk_rows=chunk_rows, progress=bar.update
             )

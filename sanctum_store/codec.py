@@ -197,10 +197,17 @@ def _check_str(value: str) -> str:
     return value
 
 
+def _is_numpy_bool(value: Any) -> bool:
+    """numpy's boolean scalar: ``numpy.bool_``, named ``numpy.bool`` since numpy 2 (checked by
+    name, so the codec never imports numpy)."""
+    t = type(value)
+    return t.__name__ in ("bool_", "bool") and t.__module__ == "numpy"
+
+
 def _to_int(value: Any) -> int:
     if type(value) is int:
         result = value
-    elif isinstance(value, bool) or type(value).__name__ == "bool_":
+    elif isinstance(value, bool) or _is_numpy_bool(value):
         raise _expected("int", value)
     elif isinstance(value, Integral) or (
         isinstance(value, Real) and math.isfinite(value) and float(value).is_integer()
@@ -219,7 +226,7 @@ _FLOAT_WORDS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 def _to_float(value: Any) -> float:
     if type(value) is float:
         return value
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, bool) or _is_numpy_bool(value):
         raise _expected("float", value)
     if isinstance(value, Real):
         try:
@@ -244,7 +251,7 @@ def _to_str(value: Any) -> str:
 def _to_bool(value: Any) -> bool:
     if value is True or value is False:
         return value
-    if type(value).__name__ == "bool_":
+    if _is_numpy_bool(value):
         return bool(value)
     raise _expected("bool", value)
 
@@ -300,6 +307,16 @@ def _convert(spec: Spec, value: Any) -> Any:
         if spec.optional or spec.kind == "free":
             return None
         raise _Invalid(f"expected {_describe(spec)}, got None")
+    try:
+        return _convert_slow(spec, value)
+    except (_Invalid, RecursionError):
+        raise
+    except Exception as e:  # the caller's own object failed while it was read
+        raise _Invalid(f"reading it raised {type(e).__name__}: {e}") from None
+
+
+def _convert_slow(spec: Spec, value: Any) -> Any:
+    kind = spec.kind
     scalar = _SCALAR.get(kind)
     if scalar is not None:
         return scalar(value)
@@ -397,6 +414,27 @@ def _known_and_unknown(info: ClassInfo, obj: Any) -> tuple[Callable[[str, Any], 
     ]
 
 
+def _has(obj: Any, name: str) -> bool:
+    """``hasattr``, except that an attribute whose reading raises counts as present (reading it
+    then refuses the snapshot at that field)."""
+    try:
+        getattr(obj, name)
+    except AttributeError:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+def _read(get: Callable[[str, Any], Any], name: str) -> Any:
+    """A field of the caller's object: whatever its own code raises while it is read (a
+    property, ``__getattr__``) refuses the snapshot at that field, never reaches the caller."""
+    try:
+        return get(name, _MISSING)
+    except Exception as e:
+        raise _Invalid(f"reading it raised {type(e).__name__}: {e}") from None
+
+
 def _convert_object(info: ClassInfo, obj: Any) -> dict:
     if (
         obj is None
@@ -404,7 +442,7 @@ def _convert_object(info: ClassInfo, obj: Any) -> dict:
         or (
             # An object that has none of the class's fields is not one of its kind (and would
             # otherwise be stored as a record of defaults).
-            not isinstance(obj, Mapping) and not any(hasattr(obj, name) for name in info.names)
+            not isinstance(obj, Mapping) and not any(_has(obj, name) for name in info.names)
         )
     ):
         raise _expected(f"{info.cls.__name__} (an object or dict)", obj)
@@ -412,8 +450,8 @@ def _convert_object(info: ClassInfo, obj: Any) -> dict:
     out: dict[str, Any] = {}
     for f in info.fields:
         name = f.name
-        value = get(name, _MISSING)
         try:
+            value = _read(get, name)
             if value is _MISSING:
                 if f.required:
                     raise _Invalid("required field is missing")
@@ -426,9 +464,15 @@ def _convert_object(info: ClassInfo, obj: Any) -> dict:
         extra = {}
         for name in unknown:
             try:
-                extra[_check_key(name)] = free_value(get(name, _MISSING))
+                extra[_check_key(name)] = free_value(_read(get, name))
             except _Invalid as e:
                 raise e.at(f".{name}") from None
+            except RecursionError:
+                raise
+            except Exception as e:  # the caller's value failed while it was copied
+                raise _Invalid(f"reading it raised {type(e).__name__}: {e}").at(
+                    f".{name}"
+                ) from None
         out[EXTRA] = extra
     return out
 
@@ -447,7 +491,7 @@ def free_value(value: Any, depth: int = 0) -> Any:
         return value
     if isinstance(value, str):
         return _to_str(value)
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, bool) or _is_numpy_bool(value):
         return bool(value)
     if isinstance(value, Integral):
         return int(value)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from sanctum_store.errors import ArchiveUnavailable
 
 DEFAULT_PATH = "sanctum.db"
 ENV_VAR = "SANCTUM_DB"
@@ -17,13 +21,101 @@ ENV_VAR = "SANCTUM_DB"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+#: URL schemes that mean PostgreSQL through psycopg 3, the driver sanctum-store installs.
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+#: What the first bytes of every SQLite database file are.
+_SQLITE_HEADER = b"SQLite format 3\x00"
+URL_HELP = "a file path, sqlite:///PATH or postgresql+psycopg://USER@HOST/DATABASE"
+
+
 def resolve_url(db: str | None = None) -> str:
     """The archive's SQLAlchemy URL: ``db`` (path or URL), else ``$SANCTUM_DB``, else
-    ``./sanctum.db``. A plain path becomes an absolute ``sqlite:///`` URL."""
+    ``./sanctum.db``. A plain path becomes an absolute ``sqlite:///`` URL; ``postgresql://``
+    (and ``postgres://``) mean psycopg 3."""
     location = db or os.environ.get(ENV_VAR) or DEFAULT_PATH
+    for scheme in _POSTGRES_SCHEMES:
+        if location.startswith(scheme):
+            return "postgresql+psycopg://" + location[len(scheme) :]
     if "://" in location:
         return location
     return f"sqlite:///{Path(location).expanduser().resolve()}"
+
+
+def display(url: str | sa.URL) -> str:
+    """Where an archive is, for messages: the file of a SQLite URL, else the URL without its
+    password."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        return str(url)
+    path = sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
+    return str(path) if path else parsed.render_as_string(hide_password=True)
+
+
+def check_location(url: str, *, create: bool) -> None:
+    """Refuse, in one line naming it, a location that cannot hold an archive: not a URL, a
+    database sanctum-store does not speak or whose driver is not installed, a directory, a
+    file that is not SQLite, or (unless ``create``) a SQLite file that does not exist. Touches
+    nothing: a refused location is left as it was."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise ArchiveUnavailable(f"{url!r} is not a database URL: use {URL_HELP}") from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ArchiveUnavailable(
+            f"{display(parsed)}: sanctum-store archives are SQLite or PostgreSQL, not "
+            f"{backend!r}: use {URL_HELP}"
+        )
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (ImportError, sa.exc.NoSuchModuleError):
+        raise ArchiveUnavailable(
+            f"{display(parsed)}: the driver {parsed.drivername!r} is not installed: use "
+            "postgresql+psycopg:// (pip install 'sanctum-store[postgres]')"
+        ) from None
+    path = sqlite_path(parsed) if backend == "sqlite" else None
+    if path is None:
+        return
+    if path.is_dir():
+        raise ArchiveUnavailable(f"{path} is a directory, not an archive")
+    if not path.exists():
+        if create:
+            return
+        raise ArchiveUnavailable(
+            f"no archive at {path} (create one with sanctum-store demo or db upgrade)"
+        )
+    try:
+        with path.open("rb") as f:
+            header = f.read(len(_SQLITE_HEADER))
+    except OSError as e:
+        raise ArchiveUnavailable(f"{path} cannot be read: {e.strerror}") from None
+    if header and header != _SQLITE_HEADER:
+        raise ArchiveUnavailable(f"{path} is not an archive: it is not a SQLite database file")
+
+
+@contextlib.contextmanager
+def as_found(url: str) -> Iterator[None]:
+    """Leave a SQLite archive's folder as it was: a read-only connection to a WAL archive makes
+    its ``-wal`` and ``-shm`` files but may not remove them when it closes, so if they were not
+    there before, a brief ordinary connection (the last to close removes them) tidies up."""
+    path = sqlite_path(url) if is_sqlite(url) else None
+    sidecars = [Path(f"{path}-wal"), Path(f"{path}-shm")] if path else []
+    before = [p.exists() for p in sidecars]
+    try:
+        yield
+    finally:
+        if path and not any(before) and any(p.exists() for p in sidecars):
+            with contextlib.suppress(sqlite3.Error):
+                connection = sqlite3.connect(path)
+                connection.execute("PRAGMA schema_version")  # opens the WAL, then closes it
+                connection.close()
+
+
+def unavailable(url: str | sa.URL, error: sa.exc.DBAPIError) -> ArchiveUnavailable:
+    """A driver's refusal to connect, as one line naming the archive."""
+    reason = str(error.orig or error).strip().splitlines()[0]
+    return ArchiveUnavailable(f"cannot open the archive at {display(url)}: {reason}")
 
 
 def is_sqlite(url: str | sa.URL) -> bool:
@@ -71,8 +163,6 @@ def create_engine(url: str, **kwargs) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
-        if path is not None:
-            _use_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
@@ -84,22 +174,32 @@ def create_engine(url: str, **kwargs) -> Engine:
     return engine
 
 
-def _use_wal(cursor) -> None:
-    """Switch the database file to WAL (a no-op once it is: the mode is kept in the file).
+def use_wal(engine: Engine) -> None:
+    """Switch a SQLite archive's file to WAL, where readers never block the writer (a no-op
+    once it is: the mode is kept in the file). Done when an archive is created or upgraded,
+    never on merely opening one: opening another program's database must not change it.
 
     When several processes open a fresh file at once, SQLite refuses the switch with "database
     is locked" at once, without waiting on the busy timeout; wait and retry, as the busy
     handler would have.
     """
+    if engine.dialect.name != "sqlite" or sqlite_path(engine.url) is None:
+        return
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
+    # The driver connection itself: outside any transaction, where the mode can change.
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        while True:
+            try:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+    finally:
+        connection.close()
 
 
 def for_writing(engine: Engine) -> Engine:

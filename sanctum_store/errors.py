@@ -24,6 +24,11 @@ class SnapshotNotFound(SanctumError, LookupError):
     """The run has no stored snapshot at the requested id or time."""
 
 
+class ArchiveUnavailable(SanctumError):
+    """The archive cannot be opened: nothing there, not an archive, or its server unreachable;
+    the message says which, and where."""
+
+
 class ArchiveOutdated(SanctumError):
     """The archive's schema is older than this version of sanctum-store: upgrade it."""
 

@@ -1,11 +1,18 @@
-"""Importing snapshot dumps: one JSON snapshot per line (esper's asdict form)."""
+"""Importing snapshot dumps: one JSON snapshot per line (esper's asdict form), or one JSON
+array of snapshots, or a single (pretty-printed) snapshot document.
+
+A UTF-8 byte-order mark is skipped; lines end at ``\\n`` only (a ``\\r`` inside a line is part
+of it, and a line ending ``\\r\\n`` is read without its ``\\r``); an object that repeats a key is
+refused, naming the key, rather than silently keeping the last value.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -15,42 +22,136 @@ from sanctum_store.errors import SanctumError, SnapshotInvalid
 from sanctum_store.persist import T, check_indexed_text
 
 BATCH = 50
+_BOM = b"\xef\xbb\xbf"
 
 
 class ImportRefused(SanctumError):
-    """A strict import found bad lines and stored nothing."""
+    """An import stored nothing: a strict import found bad snapshots, or the file holds none
+    (or is not JSON at all)."""
 
 
 @dataclass
 class ImportReport:
-    """What an import did: lines read, snapshots newly stored, lines skipped and why."""
+    """What an import did: the file's form ("lines", "array" or "document"), snapshots read,
+    newly stored and already present, and each refused one with where it was and why."""
 
-    lines: int = 0
+    form: str = "lines"
+    read: int = 0
     stored: int = 0
     already_present: int = 0
-    skipped: list[tuple[int, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def parse_line(text: str, number: int, run_id: str | None = None) -> dict:
-    """One line's snapshot tree, ready to store under ``run_id`` (default: its own);
-    SnapshotInvalid names the line and the problem."""
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+def loads(text: str | bytes) -> Any:
+    """JSON, refusing an object that repeats a key (``_DuplicateKey``)."""
+    return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+
+
+def _parse(text: str | bytes, where: str) -> Any:
     try:
-        snapshot = json.loads(text)
+        # Decoded here: given bytes, json would guess UTF-16 or UTF-32 from their first bytes.
+        return loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except _DuplicateKey as e:
+        raise SnapshotInvalid(where, f"an object repeats the key {e.key!r}") from None
     except json.JSONDecodeError as e:
-        raise SnapshotInvalid(
-            f"line {number}", f"invalid JSON: {e.msg} (column {e.colno})"
-        ) from None
+        raise SnapshotInvalid(where, f"invalid JSON: {e.msg} (column {e.colno})") from None
+    except UnicodeDecodeError as e:
+        raise SnapshotInvalid(where, f"not UTF-8 text (byte {e.start + 1})") from None
     except RecursionError:
-        raise SnapshotInvalid(f"line {number}", "invalid JSON: nested too deeply") from None
+        raise SnapshotInvalid(where, "invalid JSON: nested too deeply") from None
+
+
+def normalize_document(document: Any, where: str, run_id: str | None = None) -> dict:
+    """A parsed snapshot's tree, ready to store under ``run_id`` (default: its own);
+    SnapshotInvalid names ``where`` (a line, an array item) and the problem."""
     try:
-        tree = codec.normalize(snapshot)
+        tree = codec.normalize(document)
         if not (run_id or tree["run_id"]):
             raise SnapshotInvalid("run_id", "snapshot has no run_id: pass --run-id to import it")
         check_indexed_text(tree, run_id)
     except SnapshotInvalid as e:
-        where = f"line {number}: {e.path}" if e.path else f"line {number}"
-        raise SnapshotInvalid(where, e.problem) from None
+        raise SnapshotInvalid(f"{where}: {e.path}" if e.path else where, e.problem) from None
     return tree
+
+
+def parse_line(text: str | bytes, number: int, run_id: str | None = None) -> dict:
+    """One line's snapshot tree (see :func:`normalize_document`)."""
+    return normalize_document(_parse(text, f"line {number}"), f"line {number}", run_id)
+
+
+def _form(path: Path) -> str:
+    """ "array", "document" (one JSON value over several lines) or "lines"."""
+    with open(path, "rb") as f:
+        first = f.readline().removeprefix(_BOM)
+        while first and not first.strip():
+            first = f.readline()
+    first = first.lstrip()
+    if first.startswith(b"["):
+        return "array"
+    if first.startswith(b"{"):
+        try:
+            json.loads(first)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return "document"  # its first line is not a whole snapshot
+    return "lines"
+
+
+def _documents(path: Path, form: str, progress) -> Iterator[tuple[str, Any]]:
+    """(where, parsed document or the SnapshotInvalid that reading it raised)."""
+    if form == "lines":
+        with open(path, "rb") as f:  # binary: lines end at \n, never at a lone \r
+            for number, raw in enumerate(f, start=1):
+                if progress:
+                    progress(len(raw))
+                if number == 1:
+                    raw = raw.removeprefix(_BOM)
+                if not raw.strip():
+                    continue
+                where = f"line {number}"
+                try:
+                    yield where, _parse(raw.rstrip(b"\r\n"), where)
+                except SnapshotInvalid as e:
+                    yield where, e
+        return
+    data = path.read_bytes()
+    if progress:
+        progress(len(data))
+    try:
+        value = loads(data.removeprefix(_BOM).decode("utf-8"))
+    except _DuplicateKey as e:
+        raise ImportRefused(f"{path}: an object repeats the key {e.key!r}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        detail = f"{e.msg} at line {e.lineno} column {e.colno}" if hasattr(e, "lineno") else e
+        raise ImportRefused(
+            f"{path} is neither one JSON snapshot per line nor one JSON document: {detail}"
+        ) from None
+    if form == "document":
+        if isinstance(value, list):
+            form = "array"
+        else:
+            yield "the document", value
+            return
+    if not isinstance(value, list):  # pragma: no cover - "[" always parses to a list
+        raise ImportRefused(f"{path}: expected a JSON array of snapshots")
+    for index, item in enumerate(value, start=1):
+        yield f"item {index}", item
 
 
 def _count(archive: Archive) -> int:
@@ -58,7 +159,7 @@ def _count(archive: Archive) -> int:
         return conn.execute(sa.select(sa.func.count()).select_from(T["snapshots"])).scalar_one()
 
 
-def import_jsonl(
+def import_file(
     archive: Archive,
     path: str | Path,
     *,
@@ -66,37 +167,34 @@ def import_jsonl(
     strict: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Import a snapshot dump. Bad lines are skipped and reported (``strict``: nothing is
-    stored unless every line is good). Importing the same file twice stores nothing new."""
-    report = ImportReport()
+    """Import a snapshot dump in any of the module's forms. Bad snapshots are skipped and
+    reported (``strict``: nothing is stored unless every one is good); importing the same
+    file twice stores nothing new. ImportRefused when the file holds no snapshot at all."""
+    path = Path(path)
+    report = ImportReport(form=_form(path))
     before = _count(archive)
     pending: list[WriteItem] = []
-    # surrogateescape: a line with broken bytes becomes a reported bad line, not a crash.
-    with open(path, encoding="utf-8", errors="surrogateescape") as f:
-        for number, text in enumerate(f, start=1):
-            if progress:
-                progress(len(text.encode("utf-8", "surrogateescape")))
-            if not text.strip():
-                continue
-            report.lines += 1
-            try:
-                pending.append(WriteItem(parse_line(text, number, run_id), run_id))
-            except SnapshotInvalid as e:
-                report.skipped.append(
-                    (number, str(e).split(": ", 1)[1] if ": " in str(e) else str(e))
-                )
-                continue
-            if not strict and len(pending) >= BATCH:
-                archive.save_batch(pending)
-                pending = []
+    for where, document in _documents(path, report.form, progress):
+        report.read += 1
+        try:
+            if isinstance(document, SnapshotInvalid):
+                raise document
+            pending.append(WriteItem(normalize_document(document, where, run_id), run_id))
+        except SnapshotInvalid as e:
+            report.skipped.append((where, str(e).removeprefix(f"{where}: ")))
+            continue
+        if not strict and len(pending) >= BATCH:
+            archive.save_batch(pending)
+            pending = []
+    if report.read == 0:
+        raise ImportRefused(f"{path} holds no snapshots")
     if strict and report.skipped:
-        first = "; ".join(f"line {n}: {why}" for n, why in report.skipped[:5])
+        first = "; ".join(f"{where}: {why}" for where, why in report.skipped[:5])
         raise ImportRefused(
-            f"{len(report.skipped)} bad line(s), nothing imported (--strict): {first}"
+            f"{len(report.skipped)} bad snapshot(s), nothing imported (--strict): {first}"
         )
     if pending:
         archive.save_batch(pending)
-    stored = _count(archive) - before
-    report.stored = stored
-    report.already_present = report.lines - len(report.skipped) - stored
+    report.stored = _count(archive) - before
+    report.already_present = report.read - len(report.skipped) - report.stored
     return report

@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 from sanctum_store import db
-from sanctum_store.errors import ArchiveOutdated, ArchiveTooNew
+from sanctum_store.errors import ArchiveOutdated, ArchiveTooNew, ArchiveUnavailable
 
 # Any fixed 64-bit number: serializes concurrent migrations on one PostgreSQL database.
 _PG_LOCK_KEY = 0x53414E4354554D
@@ -63,6 +63,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     Safe when several processes open a fresh archive at once: the migration runs under the
     database's write lock and re-reads the revision once it holds it.
     """
+    db.use_wal(engine)
     with db.for_writing(engine).begin() as connection:
         _lock(connection)
         before = current_revision(connection)
@@ -76,17 +77,42 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     return before, after
 
 
-def check(engine: Engine) -> str:
-    """The archive's revision; raises ArchiveOutdated / ArchiveTooNew if it is not head."""
-    with engine.connect() as connection:
-        revision = current_revision(connection)
+def _state(engine: Engine) -> tuple[str | None, list[str]]:
+    """(schema revision, the database's tables): its first connection, whose refusal is an
+    :class:`ArchiveUnavailable` naming the archive."""
+    try:
+        with engine.connect() as connection:
+            revision = current_revision(connection)
+            tables = [] if revision else sorted(sa.inspect(connection).get_table_names())
+    except sa.exc.DBAPIError as e:
+        raise db.unavailable(engine.url, e) from e  # the cause tells a writer to retry
+    return revision, tables
+
+
+def foreign_tables(engine: Engine) -> list[str]:
+    """The tables of a database that is not a sanctum-store archive (no schema revision);
+    empty for an archive or an empty database."""
+    return _state(engine)[1]
+
+
+def check(engine: Engine, *, where: str | None = None) -> str:
+    """The archive's revision; raises ArchiveOutdated / ArchiveTooNew if it is not head, and
+    ArchiveUnavailable if it is no archive at all (empty, or another program's database).
+    ``where``: the archive's URL for messages (default: the engine's)."""
+    revision, tables = _state(engine)
     head = head_revision()
     if revision == head:
         return revision
-    where = engine.url.render_as_string(hide_password=True)
+    where = db.display(where or engine.url)
+    if revision is None and tables:
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise ArchiveUnavailable(
+            f"{where} is not a sanctum-store archive: it holds tables of its own ({shown})"
+        )
     if revision is None:
-        raise ArchiveOutdated(
-            f"{where} has no sanctum-store schema: run `sanctum-store db upgrade --db {where}`"
+        raise ArchiveUnavailable(
+            f"no archive at {where} yet: it is an empty database (create one with "
+            "sanctum-store demo or db upgrade)"
         )
     if revision in known_revisions():
         raise ArchiveOutdated(
@@ -94,17 +120,16 @@ def check(engine: Engine) -> str:
             f"{head}: run `sanctum-store db upgrade --db {where}`"
         )
     raise ArchiveTooNew(
-        f"archive is at schema revision {revision}, unknown to this sanctum-store (head {head}): "
-        "upgrade sanctum-store"
+        f"{where} was written by a newer sanctum-store: its schema revision {revision} is "
+        f"unknown to this one (which knows up to {head}): upgrade sanctum-store"
     )
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create a fresh archive at head; refuse (with the command to run) an outdated one."""
-    with engine.connect() as connection:
-        revision = current_revision(connection)
-        fresh = revision is None and not sa.inspect(connection).get_table_names()
-    if fresh:
+    """Create a fresh archive at head; refuse (with the command to run) an outdated one, and
+    another program's database."""
+    revision, tables = _state(engine)
+    if revision is None and not tables:
         upgrade(engine)
         return
     check(engine)

@@ -91,7 +91,7 @@ def run_query(
         raise ValueError(f"timeout_s must be positive, got {timeout_s}")
     if max_rows < 1:
         raise ValueError(f"max_rows must be at least 1, got {max_rows}")
-    engine = _readonly_engine(url)
+    engine = readonly_engine(url)
     keyword, statement = _check_statement(sql, engine.dialect.name)
     return _execute(
         engine,
@@ -109,7 +109,7 @@ def schema_overview(url: str) -> pd.DataFrame:
 
     On PostgreSQL only the current schema (first of the search_path) is listed.
     """
-    engine = _readonly_engine(url)
+    engine = readonly_engine(url)
     rows = []
     try:
         with engine.connect() as conn:
@@ -141,15 +141,16 @@ _engines: dict[str, sa.Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def _readonly_engine(url: str) -> sa.Engine:
+def readonly_engine(url: str) -> sa.Engine:
+    """The archive's read-only engine (one per URL): what user SQL runs on."""
     with _engines_lock:
         engine = _engines.get(url)
         if engine is None:
-            engine = _engines[url] = _create_readonly_engine(url)
+            engine = _engines[url] = _createreadonly_engine(url)
         return engine
 
 
-def _create_readonly_engine(url: str) -> sa.Engine:
+def _createreadonly_engine(url: str) -> sa.Engine:
     parsed = sa.make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from sanctum_store import codec, schema
 from sanctum_store.archive import Archive, WriteItem
-from sanctum_store.errors import SnapshotInvalid
+from sanctum_store.errors import ArchiveUnavailable, SnapshotInvalid
 from sanctum_store.persist import check_indexed_text
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,9 @@ _PG_TRANSIENT = ("08", "40", "53", "57", "58", "55P03")
 
 def is_transient(error: BaseException) -> bool:
     """Storage errors worth retrying: locks, busy databases, lost or refused connections."""
+    if isinstance(error, ArchiveUnavailable):
+        # Refused while opening: worth retrying if the database's own refusal was.
+        return error.__cause__ is not None and is_transient(error.__cause__)
     if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
         return True
     # psycopg maps some permanent errors (program_limit_exceeded) to OperationalError too;

@@ -332,3 +332,68 @@ def test_negative_zero_keeps_its_sign_everywhere(archive):
     snapshot["tamiyo"]["recent_decisions"][0]["alternatives"][0][1] = -0.0
     archive.save(snapshot)
     assert_same(dataclasses.asdict(archive.load(RUN)), expected(snapshot))
+
+
+# numpy's scalars, under both numpy generations' names (numpy 2 calls its boolean numpy.bool).
+NUMPY_SCALARS = [
+    ("envs", "host_accuracy", "float32", 71.5),
+    ("envs", "host_accuracy", "float64", 71.25),
+    ("envs", "current_epoch", "int64", 3),
+    ("envs", "current_epoch", "int32", 4),
+    ("envs", "current_epoch", "uint8", 5),
+    ("envs", "rolled_back", "bool_", True),
+    ("envs", "rolled_back", "bool", False),
+    ("tamiyo", "entropy", "float16", 0.5),
+]
+
+
+@pytest.mark.parametrize(("where", "field", "kind", "value"), NUMPY_SCALARS)
+def test_numpy_scalars_are_taken_as_the_plain_type(archive, where, field, kind, value):
+    np = pytest.importorskip("numpy")
+    if not hasattr(np, kind):
+        pytest.skip(f"this numpy has no numpy.{kind}")
+    snapshot = json.loads(fixture_snapshot_lines()[-1])
+    target = snapshot["envs"]["0"] if where == "envs" else snapshot[where]
+    target[field] = getattr(np, kind)(value)
+    target["numpy_extra"] = [getattr(np, kind)(value)]  # an unknown field holding one
+    archive.save(snapshot)
+    loaded = archive.load_dict(RUN)
+    stored = (loaded["envs"]["0"] if where == "envs" else loaded[where])[field]
+    assert stored == value and type(stored) is type(value)
+    kept = (loaded["envs"]["0"] if where == "envs" else loaded[where])["numpy_extra"][0]
+    assert kept == value
+
+
+class _Sensor:
+    """An env of the caller's own whose code fails while the archive reads it."""
+
+    def __init__(self, fields: dict, failing: str):
+        self.__dict__.update({k: v for k, v in fields.items() if k != failing})
+        self._failing = failing
+
+    def __getattr__(self, name):
+        if name == self.__dict__.get("_failing"):
+            raise RuntimeError("sensor offline")
+        raise AttributeError(name)
+
+
+def test_an_exception_from_the_callers_own_object_refuses_the_snapshot_at_its_field(archive):
+    snapshot = json.loads(fixture_snapshot_lines()[-1])
+    snapshot["envs"]["2"] = _Sensor(snapshot["envs"]["2"], "host_loss")
+    with pytest.raises(SnapshotInvalid) as info:
+        archive.save(snapshot)
+    assert str(info.value) == (
+        "envs['2'].host_loss: reading it raised RuntimeError: sensor offline"
+    )
+    snapshot = json.loads(fixture_snapshot_lines()[-1])
+
+    class Closed(list):
+        def __iter__(self):
+            raise OSError("stream closed")
+
+    snapshot["tamiyo"]["entropy_history"] = Closed([0.5])
+    with pytest.raises(
+        SnapshotInvalid, match=r"^tamiyo.entropy_history: reading it raised OSError"
+    ):
+        archive.save(snapshot)
+    assert archive.runs().empty

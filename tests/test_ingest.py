@@ -39,7 +39,7 @@ def run(*args):
 def test_import_the_real_fixture_exactly_and_idempotently(dump, db_url):
     result = run("import", dump, "--db", db_url)
     assert result.exit_code == 0, result.output
-    assert "19 snapshots stored, 0 already present, 0 lines skipped" in result.output
+    assert "19 snapshots stored, 0 already present, 0 refused" in result.output
     again = run("import", dump, "--db", db_url)
     assert "0 snapshots stored, 19 already present" in again.output
     with Archive(db_url) as archive:
@@ -54,12 +54,13 @@ def test_import_the_real_fixture_exactly_and_idempotently(dump, db_url):
 
 def test_broken_lines_are_reported_with_their_number_and_skipped(broken, sqlite_url):
     result = run("import", broken, "--db", sqlite_url, "--run-id", "imported")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the good lines are stored, and it says so
     assert "line 4: skipped: invalid JSON" in result.output
     assert "line 5: skipped: envs['2'].host_loss: expected float, got a list" in result.output
     assert "line 21: skipped: invalid JSON" in result.output
-    assert "line 22: skipped: invalid JSON" in result.output  # undecodable bytes, not a crash
+    assert "line 22: skipped: not UTF-8 text (byte 1)" in result.output  # not a crash
     assert "17 snapshots stored" in result.output
+    assert "4 of 21 snapshots in" in result.output and "were refused" in result.output
     with Archive(sqlite_url) as archive:
         assert len(archive.snapshot_ids("imported")) == 17
 

@@ -56,7 +56,10 @@ def test_db_check_and_upgrade_commands(tmp_path):
     runner = CliRunner()
     missing = runner.invoke(main, ["db", "check", "--db", str(path)])
     assert missing.exit_code != 0
-    assert "sanctum-store db upgrade --db" in missing.output
+    assert f"no archive at {path} (create one with sanctum-store demo or db upgrade)" in (
+        missing.output
+    )
+    assert not path.exists()  # checking never creates
     created = runner.invoke(main, ["db", "upgrade", "--db", str(path)])
     assert created.exit_code == 0, created.output
     assert "upgraded an empty archive" in created.output

@@ -346,7 +346,7 @@ def test_time_limits_are_per_query_under_concurrency(archive):
 
 def run_unchecked(url: str, statement: str, *, stream: bool = True):
     """Skip the statement check: what the connection alone lets through."""
-    engine = sql._readonly_engine(url)
+    engine = sql.readonly_engine(url)
     return sql._execute(engine, statement, stream=stream, timeout_s=1, max_rows=10, params=None)
 
 
@@ -378,7 +378,7 @@ def test_sqlite_authorizer_alone_refuses_writes(sqlite_archive, tmp_path, statem
 
 def test_sqlite_connection_alone_is_read_only(sqlite_archive, tmp_path):
     before = fingerprint(sqlite_archive)
-    proxy = sql._readonly_engine(sqlite_archive).raw_connection()
+    proxy = sql.readonly_engine(sqlite_archive).raw_connection()
     conn = proxy.driver_connection  # no authorizer, no statement check
     try:
         assert conn.execute("PRAGMA query_only").fetchone() == (1,)
@@ -435,7 +435,7 @@ def test_postgres_protocol_alone_refuses_several_statements(postgres_archive, st
 def test_postgres_session_alone_is_read_only(postgres_archive):
     psycopg = pytest.importorskip("psycopg")
     before = fingerprint(postgres_archive)
-    proxy = sql._readonly_engine(postgres_archive).raw_connection()
+    proxy = sql.readonly_engine(postgres_archive).raw_connection()
     conn = proxy.driver_connection  # no SET TRANSACTION READ ONLY, no statement check
     try:
         assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
@@ -581,10 +581,10 @@ def test_errors_share_the_package_base():
 
 
 def test_one_engine_per_url_until_disposed(sqlite_archive):
-    engine = sql._readonly_engine(sqlite_archive)
-    assert sql._readonly_engine(sqlite_archive) is engine
+    engine = sql.readonly_engine(sqlite_archive)
+    assert sql.readonly_engine(sqlite_archive) is engine
     sql.dispose_readonly_engines()
-    assert sql._readonly_engine(sqlite_archive) is not engine
+    assert sql.readonly_engine(sqlite_archive) is not engine
 
 
 def test_schema_overview_lists_tables_views_and_columns(archive):

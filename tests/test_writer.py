@@ -150,16 +150,28 @@ def test_the_writer_never_raises_into_the_training_loop(tmp_path):
     assert writer.stats.dropped == 1
 
 
-def test_an_unreachable_database_is_retried_not_raised(tmp_path):
-    # A directory where the database file should be: every connection attempt fails.
-    blocked = tmp_path / "not-a-file.db"
-    blocked.mkdir()
-    writer = SnapshotWriter(f"sqlite:///{blocked}", retry_backoff=(0.01, 0.02))
+def test_an_unreachable_database_is_retried_not_raised():
+    # Nothing listens on port 1: every connection attempt is refused.
+    writer = SnapshotWriter(
+        "postgresql+psycopg://postgres@127.0.0.1:1/archive", retry_backoff=(0.01, 0.02)
+    )
     assert writer.write(real()) is True
     assert not writer.flush(timeout=0.5)
     assert writer.stats.retried > 0
     stats = writer.close(timeout=0.2)
     assert stats.dropped == 1 and stats.written == 0
+
+
+def test_a_location_that_can_never_hold_an_archive_is_refused_not_retried(tmp_path, caplog):
+    # A directory where the database file should be: no retry can fix that.
+    blocked = tmp_path / "not-a-file.db"
+    blocked.mkdir()
+    writer = SnapshotWriter(f"sqlite:///{blocked}", retry_backoff=(0.01, 0.02))
+    assert writer.write(real()) is True
+    assert writer.flush(timeout=30)
+    stats = writer.close()
+    assert stats.failed == 1 and stats.written == 0 and stats.retried == 0
+    assert "is a directory, not an archive" in caplog.text
 
 
 def test_transient_errors_are_recognised():
