@@ -51,9 +51,20 @@ def displayable(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(**converted) if converted else df
 
 
+#: Columns of identifiers (run ids above all), shown whole: a column as wide as its longest.
+ID_COLUMNS = ("run_id", "run", "record_id", "decision_id")
+
+
+def id_width(values: pd.Series) -> int:
+    """Pixels a column needs to show its longest identifier whole."""
+    longest = int(values.astype(str).str.len().max()) if len(values) else 0
+    return max(80, 8 * longest + 28)
+
+
 def column_config(df: pd.DataFrame, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The column configuration :func:`show` uses for ``df``: every float column to 4
-    significant digits, every timestamp column to the second, then ``overrides``."""
+    significant digits, every timestamp column to the second, identifier columns wide enough
+    to show each id whole; then ``overrides``, key by key."""
     config: dict[str, Any] = {}
     for name in df.columns:
         kind = df[name].dtype.kind
@@ -61,7 +72,14 @@ def column_config(df: pd.DataFrame, overrides: dict[str, Any] | None = None) -> 
             config[name] = st.column_config.NumberColumn(format=NUMBER_FORMAT)
         elif kind == "M":
             config[name] = st.column_config.DatetimeColumn(format=TIME_FORMAT)
-    return config | (overrides or {})
+        elif name in ID_COLUMNS:
+            config[name] = st.column_config.TextColumn(width=id_width(df[name]))
+    for name, override in (overrides or {}).items():
+        given = config.get(name)
+        if given and isinstance(override, dict):  # what the page left unset keeps its default
+            override = given | {k: v for k, v in override.items() if v is not None}
+        config[name] = override
+    return config
 
 
 def show(df: pd.DataFrame, *, key: str, container: Any = st, **kwargs: Any) -> Any:

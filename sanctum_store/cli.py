@@ -247,30 +247,71 @@ def import_command(file: str, db: str | None, run_id: str | None, strict: bool) 
 @click.option("--runs", "n_runs", default=12, show_default=True, help="How many runs to simulate.")
 @click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same data).")
 @click.option("--if-empty", is_flag=True, help="Do nothing if the archive already has runs.")
-def demo_command(db: str | None, n_runs: int, seed: int, if_empty: bool) -> None:
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Then keep one more run recording, a snapshot every --every seconds, until Ctrl-C "
+    "(the other runs are written only into an empty archive).",
+)
+@click.option(
+    "--every",
+    type=click.FloatRange(min=0.01, max=3600),
+    default=3.0,
+    show_default=True,
+    help="--live: seconds between snapshots.",
+)
+def demo_command(
+    db: str | None, n_runs: int, seed: int, if_empty: bool, live: bool, every: float
+) -> None:
     """Fill the archive with realistic simulated training runs, through the real writer.
 
     Three reward cohorts (shaped, simplified, sparse) x several seeds; seeds moving through
     their lifecycle, decisions, PPO metrics, best runs, attribution, an event log; one run
-    still running and one crashed.
+    still running and one crashed. With --live, one more run keeps recording while you watch
+    it in the explorer (Run detail refreshes itself), until interrupted.
 
     \b
-    Example:
+    Examples:
         sanctum-store demo --db demo.db --runs 12 --seed 0
+        sanctum-store demo --live --every 3
     """
     from datetime import UTC, datetime
 
-    from sanctum_store import demo
     from sanctum_store.archive import Archive
 
     url = resolve_url(db)
     check_location(url, create=True)
-    if if_empty:
+    if if_empty or live:
         with Archive(url) as archive:
-            if not archive.runs().empty:
-                click.echo(f"{archive!r} already has runs: nothing to do")
-                return
-    runs = demo.plan_runs(n_runs, seed, now=datetime.now(UTC))
+            filled = not archive.runs().empty
+        if filled and not live:
+            click.echo(f"{archive!r} already has runs: nothing to do")
+            return
+        if filled:
+            _demo_live(url, every, seed)
+            return
+    _demo_runs(url, n_runs, seed, datetime.now(UTC))
+    if live:
+        _demo_live(url, every, seed)
+
+
+def _demo_live(url: str, every: float, seed: int) -> None:
+    from sanctum_store import demo
+
+    click.echo(f"recording a live run into {url}, a snapshot every {every:g} s: Ctrl-C to stop")
+
+    def say(n: int) -> None:
+        if n == 1 or n % 20 == 0:
+            click.echo(f"{n} snapshots written", err=True)
+
+    run = demo.write_live(url, every=every, seed=seed, on_snapshot=say)
+    click.echo(f"stopped: {run.run_id} is finished")
+
+
+def _demo_runs(url: str, n_runs: int, seed: int, now) -> None:
+    from sanctum_store import demo
+
+    runs = demo.plan_runs(n_runs, seed, now=now)
     with click.progressbar(length=len(runs), label="simulating runs", file=sys.stderr) as bar:
         done = {"snapshots": 0}
 
@@ -470,3 +511,7 @@ def export_command(
     finally:
         engine.dispose()
     click.echo(f"{written} rows written to {out} ({fmt})")
+
+
+if __name__ == "__main__":
+    _entry()

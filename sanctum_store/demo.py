@@ -271,6 +271,51 @@ def write_demo(
     return runs
 
 
+def write_live(
+    db: str | None,
+    *,
+    every: float = 3.0,
+    seed: int = 0,
+    now: datetime | None = None,
+    on_snapshot: Callable[[int], object] | None = None,
+) -> DemoRun:
+    """Write one long simulated run as a training loop would: a snapshot every ``every``
+    seconds of real time, stamped with the time it is written, until the run ends or the
+    caller interrupts (KeyboardInterrupt); either way the run is closed as finished.
+    ``on_snapshot(n)`` is called with the count written so far. Returns the run."""
+    import time
+
+    from sanctum_store.writer import SnapshotWriter
+
+    if not every > 0:
+        raise ValueError(f"every must be a positive number of seconds, got {every}")
+    now = datetime.now(UTC) if now is None else now
+    cohort = COHORTS[seed % len(COHORTS)]
+    run = DemoRun(
+        f"{TASK_NAME}-{cohort.reward_mode}-live-{now:%Y%m%dT%H%M%S}",
+        cohort.reward_mode,
+        cohort.group_id,
+        42 + seed,
+        now,
+        max_batches=200,  # a few hours at a snapshot every few seconds
+    )
+    writer = SnapshotWriter(db, run_id=run.run_id)
+    written = 0
+    try:
+        for _, snapshot in simulate(run, every_epochs=1):
+            snapshot.captured_at = datetime.now(UTC).isoformat()
+            writer.write(snapshot, run_id=run.run_id)
+            written += 1
+            if on_snapshot is not None:
+                on_snapshot(written)
+            time.sleep(every)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        writer.close(finish=True)
+    return run
+
+
 class _SimClock:
     """The writer's clock: heartbeats and finish times follow the simulated time."""
 

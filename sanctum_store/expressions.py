@@ -9,6 +9,8 @@ the :mod:`sanctum_store.queries` docstring for the definitions in words.
 
 from __future__ import annotations
 
+import sys
+
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
@@ -65,12 +67,15 @@ def _floor_pg(element, compiler, **kw):
 
 
 class mean(FunctionElement):
-    """avg() of a double column, as a double, that never fails.
+    """avg() of a double column, as a double, that never fails and never overflows.
 
-    PostgreSQL's avg(double precision) also sums squares, and raises "value out of range" once a
-    value passes 1e154; sum / count is the same number without the squares (avg is exactly
-    that division), and values too large to sum as doubles (1e300 and up) are averaged as
-    numeric. SQLite's avg() never raises.
+    PostgreSQL's avg(double precision) raises "value out of range" past 1e154 (it sums
+    squares), sum() past the largest double, and every float operation whose result underflows
+    to 0 (5e-324 / 2); SQLite's avg() turns past-the-largest sums into infinity. So the mean is
+    taken in two parts that cannot overflow or underflow: values of magnitude 1 and up are
+    summed scaled down by 2^-20 (exact: a power of two) and scaled back up after the division,
+    within the doubles; smaller values are summed as they are, and a sum too small to divide
+    counts as 0. Infinities make the mean infinite (NaN with +inf beside -inf).
     """
 
     type = sa.Double()
@@ -78,19 +83,50 @@ class mean(FunctionElement):
     name = "mean"
 
 
+#: The scale of the large values' sum (2^-20), its inverse, and the largest double scaled.
+_SCALE, _UNSCALE = "9.5367431640625e-07", "1048576.0"
+_CAP = repr(sys.float_info.max * 2**-20)
+
+
+def _mean_sql(x: str, *, number, infinity: str, least: str, greatest: str) -> str:
+    infinite = f"(abs({x}) = {infinity})"
+    large = f"(abs({x}) >= 1 AND NOT {infinite})"
+    n = f"count({x})"
+    cap = number(_CAP)
+    big = f"sum(CASE WHEN {large} THEN {x} * {number(_SCALE)} END)"
+    small = f"sum(CASE WHEN abs({x}) < 1 THEN {x} END)"
+    big_mean = f"{least}({greatest}(coalesce({big}, 0) / {n}, -{cap}), {cap}) * {number(_UNSCALE)}"
+    tiny = number("1e-290")
+    small_mean = f"(CASE WHEN abs(coalesce({small}, 0)) < {tiny} THEN 0 ELSE {small} / {n} END)"
+    # Every aggregate in a CASE is computed whichever branch is taken: each of these sums only
+    # what it can sum safely.
+    return (
+        f"(CASE WHEN {n} = 0 THEN NULL "
+        f"WHEN count(CASE WHEN {infinite} THEN 1 END) > 0 "
+        f"THEN sum(CASE WHEN {infinite} THEN {x} END) / {n} "
+        f"ELSE {big_mean} + {small_mean} END)"
+    )
+
+
 @compiles(mean, "sqlite")
 def _mean_sqlite(element, compiler, **kw):
-    return f"avg({compiler.process(element.clauses, **kw)})"
+    return _mean_sql(
+        compiler.process(element.clauses, **kw),
+        number=lambda v: v,
+        infinity="9e999",  # SQLite's spelling of infinity
+        least="min",
+        greatest="max",
+    )
 
 
 @compiles(mean, "postgresql")
 def _mean_pg(element, compiler, **kw):
-    x = compiler.process(element.clauses, **kw)
-    huge = f"(abs({x}) >= 1e300 AND abs({x}) <> 'Infinity')"
-    return (
-        f"(CASE WHEN count(CASE WHEN {huge} THEN 1 END) = 0 "
-        f"THEN sum(CASE WHEN NOT {huge} THEN {x} END) / NULLIF(count({x}), 0) "
-        f"ELSE CAST(avg(CAST({x} AS NUMERIC)) AS DOUBLE PRECISION) END)"
+    return _mean_sql(
+        compiler.process(element.clauses, **kw),
+        number=lambda v: f"{v}::float8",
+        infinity="'Infinity'::float8",
+        least="LEAST",
+        greatest="GREATEST",
     )
 
 

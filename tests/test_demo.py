@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from helpers import assert_same, differences
 
-from sanctum_store import codec, demo
+from sanctum_store import Archive, codec, demo
 from sanctum_store.schema import SanctumSnapshot
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -435,3 +435,56 @@ def test_demo_command_fills_an_empty_archive_once(tmp_path):
     assert (runs["first_seen"] <= runs["last_seen"]).all()
     again = CliRunner().invoke(main, ["demo", "--db", url, "--if-empty"])
     assert "nothing to do" in again.output
+
+
+def test_demo_live_keeps_a_run_recording_until_interrupted(tmp_path):
+    """`sanctum-store demo --live`, as a user runs it: the run grows and reads as running
+    while it records, and is finished once interrupted."""
+    import signal
+    import subprocess
+    import sys
+    import time as wall
+
+    path = tmp_path / "live.db"
+    with Archive(str(path)) as archive:
+        archive.save(demo.large_snapshot(4, 3))  # runs there already: --live adds its own only
+    log = tmp_path / "live.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sanctum_store.cli",
+                "demo",
+                "--live",
+                "--every",
+                "0.1",
+                "--db",
+                str(path),
+                "--runs",
+                "3",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        counts = []
+        deadline = wall.monotonic() + 120
+        while wall.monotonic() < deadline and (len(counts) < 2 or counts[-1] < 5):
+            wall.sleep(0.2)
+            with Archive(str(path), create=False) as archive:
+                runs = archive.runs()
+            live = runs[runs["run_id"].str.contains("-live-")]
+            if not live.empty:
+                counts.append(int(live["snapshot_count"].iloc[0]))
+                assert live["status"].iloc[0] == "running"
+        assert len(counts) >= 2 and counts[-1] > counts[0], (counts, log.read_text())
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0, log.read_text()
+    with Archive(str(path), create=False) as archive:
+        runs = archive.runs()
+    assert len(runs) == 2, "an archive that had runs gets the live run only"
+    live = runs[runs["run_id"].str.contains("-live-")].iloc[0]
+    assert live["status"] == "finished" and live["snapshot_count"] >= counts[-1]
+    assert "is finished" in log.read_text()

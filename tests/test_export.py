@@ -165,4 +165,5 @@ def test_export_command_errors(url, tmp_path):
         main, ["export", "runs", "--db", str(tmp_path / "missing" / "a.db"), "--out", out]
     )
     assert missing.exit_code != 0
-    assert "sanctum-store db upgrade" in missing.stderr
+    assert "no archive at" in missing.stderr and "db upgrade" in missing.stderr
+    assert not (tmp_path / "missing").exists()  # a read command creates nothing

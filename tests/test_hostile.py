@@ -471,15 +471,16 @@ def test_the_importer_stores_hostile_lines_exactly_or_skips_them_by_path(
     path.write_text("\n".join([json.dumps(first), line, json.dumps(last)]) + "\n")
 
     result = CliRunner().invoke(main, ["import", str(path), "--db", db_url])
-    assert result.exit_code == 0, result.output
+    # A refused line makes the import fail, after storing the good ones.
+    assert result.exit_code == (1 if verdict == "refused" else 0), result.output
     with Archive(db_url) as archive:
         assert len(archive.snapshot_ids(f"good-{run_id}")) == 2
         if verdict == "refused":
             assert_names_a_mutation(detail, mutations)
             assert f"line 2: skipped: {detail}" in result.stderr
-            assert "1 lines skipped" in result.stdout
+            assert "1 refused" in result.stdout
         else:
-            assert "0 lines skipped" in result.stdout, result.stderr
+            assert "0 refused" in result.stdout, result.stderr
             stored_as = parsed["run_id"]
             check_stored(archive.load_dict(stored_as), detail, mutations)
 
@@ -498,19 +499,19 @@ def import_lines(db_url, tmp_path, lines: list[str]):
 def test_the_importer_skips_a_line_without_run_id(sqlite_url, tmp_path):
     nameless = good(1) | {"run_id": ""}
     result = import_lines(sqlite_url, tmp_path, [json.dumps(good(0)), json.dumps(nameless)])
-    assert result.exit_code == 0 and "line 2: skipped: run_id" in result.stderr
+    assert result.exit_code == 1 and "line 2: skipped: run_id" in result.stderr
 
 
 def test_the_importer_skips_a_line_nested_deeper_than_json_can_parse(sqlite_url, tmp_path):
     deep = "[" * 100_000 + "]" * 100_000
     result = import_lines(sqlite_url, tmp_path, [json.dumps(good(0)), deep])
-    assert result.exit_code == 0 and "line 2: skipped" in result.stderr
+    assert result.exit_code == 1 and "line 2: skipped" in result.stderr
 
 
 def test_the_importer_skips_a_line_with_text_too_long_to_index(sqlite_url, tmp_path):
     long_task = good(1) | {"task_name": "t" * (MAX_INDEXED_TEXT + 1)}
     result = import_lines(sqlite_url, tmp_path, [json.dumps(good(0)), json.dumps(long_task)])
-    assert result.exit_code == 0 and "line 2: skipped: task_name" in result.stderr
+    assert result.exit_code == 1 and "line 2: skipped: task_name" in result.stderr
 
 
 def test_free_keys_that_collide_once_made_text_are_refused():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -358,6 +359,27 @@ def test_stored_outcomes_equal_a_recomputation_from_every_snapshot(archive):
         summary.refresh_run_outcomes(conn)
         assert conn.execute(query).all() == kept
         conn.rollback()
+
+
+@pytest.mark.parametrize(
+    ("accuracies", "expected"),
+    [
+        ([sys.float_info.max, sys.float_info.max], sys.float_info.max),
+        ([1.7976931348623151e308], 1.7976931348623151e308),  # found by hypothesis
+        ([sys.float_info.max, -sys.float_info.max, 1e300], 1e300 / 3),
+        ([sys.float_info.max, math.inf], math.inf),
+        ([1e305, 3e305, 5.0], (1e305 + 3e305 + 5.0) / 3),
+        ([0.0, 5e-324], 0.0),  # "underflow" on PostgreSQL (5e-324 / 2), found by hypothesis
+        ([0.25, 73.5, 1e-310], (0.25 + 73.5) / 3),
+    ],
+)
+def test_the_mean_of_the_largest_doubles_is_a_double(archive, accuracies, expected):
+    # PostgreSQL raised "out of range for type double precision" (the mean went through a
+    # numeric of 15 digits, rounded past the largest double) and refused the whole batch.
+    save(archive, [snapshot("edge", 0, 0, [env(1, a, reward=a) for a in accuracies])])
+    listed = queries.list_runs(archive, run_id="edge").iloc[0]
+    for name in ("final_accuracy", "mean_reward"):
+        assert listed[name] == pytest.approx(expected, rel=1e-12, abs=1e-300), name
 
 
 def test_values_past_double_arithmetic_are_stored_and_summarized(archive):

@@ -71,7 +71,7 @@ selection = tables.show(
         "last_seen",
     ],
     column_config={
-        "run_id": st.column_config.TextColumn("run", width="large"),
+        "run_id": st.column_config.TextColumn("run"),
         "final_accuracy": st.column_config.NumberColumn("final acc %", format="%.4g"),
         "peak_accuracy": st.column_config.NumberColumn("peak acc %", format="%.4g"),
         "mean_reward": st.column_config.NumberColumn("mean reward", format="%.4g"),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 from streamlit.testing.v1 import AppTest
 from support import APP, HTML_RUN, XSS, demo_archive, fresh_caches  # noqa: F401  (fixtures)
@@ -186,3 +189,51 @@ def test_an_outdated_archive_says_how_to_upgrade_it(monkeypatch, tmp_path):
     at = open_page(monkeypatch, url)
     assert at.title[0].value == "Archive unavailable"
     assert any("sanctum-store db upgrade" in e.value for e in at.error)
+
+
+SIGNIFICANT = re.compile(r"^%\.[0-4]g|^%\.0f")
+LONG_NUMBER = re.compile(r"\d\.\d{4,}|\d{5,}\.\d")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_table_shows_4_significant_digits_times_to_the_second_and_whole_ids(
+    monkeypatch, demo_archive, page
+):
+    at = open_page(monkeypatch, demo_archive, page)
+    if page == "views/sql.py":
+        at.text_area(key="sql_text").input("SELECT run_id, first_seen, final_accuracy FROM v_runs")
+        at.button(key="sql_run").click().run()
+    for frame in at.dataframe:
+        config, df = json.loads(frame.proto.columns or "{}"), frame.value
+        for column in df.columns:
+            kind = df[column].dtype.kind
+            shown = (config.get(str(column)) or {}).get("type_config") or {}
+            if kind == "f":
+                assert SIGNIFICANT.match(shown.get("format", "")), (page, column, shown)
+            elif kind == "M":
+                assert shown.get("format") == "YYYY-MM-DD HH:mm:ss", (page, column, shown)
+            elif kind == "O":
+                texts = df[column].dropna().astype(str)
+                assert not texts.str.contains(LONG_NUMBER).any() or column in (
+                    "metadata",
+                    "message",
+                ), (
+                    page,
+                    column,
+                    texts[texts.str.contains(LONG_NUMBER)].head(3).tolist(),
+                )
+            if column in ("run_id", "run"):
+                width = (config.get(column) or {}).get("width")
+                assert (
+                    isinstance(width, int) and width >= 8 * df[column].astype(str).str.len().max()
+                )
+
+
+def test_status_is_text_never_an_emoji_alone(monkeypatch, demo_archive):
+    at = open_page(monkeypatch, demo_archive, "views/runs.py")
+    statuses = set(at.dataframe[0].value["status"])
+    assert statuses and all(
+        any(word in s for word in ("running", "finished", "stale", "crashed", "failed"))
+        for s in statuses
+    )
+    assert not any(ch for s in statuses for ch in s if ord(ch) >= 0x1F000)  # no emoji
