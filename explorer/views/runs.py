@@ -84,7 +84,7 @@ chosen = [runs.iloc[i]["run_id"] for i in selection.selection.rows]
 if chosen:
     st.session_state["selected_runs"] = chosen
 
-open_col, compare_col, _ = st.columns([1, 1, 4])
+open_col, compare_col, _ = st.columns([1, 2, 4])
 if open_col.button("Open run", key="open_run", disabled=len(chosen) != 1):
     st.session_state["run_id"] = chosen[0]
     st.switch_page("views/run_detail.py")
