@@ -60,7 +60,7 @@ def test_the_lock_pins_every_dependency_and_the_ranges_stop_below_the_next_major
         pinned
     )
     # What the installed project needs, all the way down, is pinned too.
-    seen, todo = set(), [Requirement("sanctum-store[postgres,test]")]
+    seen, todo = set(), [Requirement("sanctum-store[explorer,postgres,test]")]
     while todo:
         requirement = todo.pop()
         key = (_name(requirement.name), *sorted(requirement.extras))
