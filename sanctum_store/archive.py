@@ -53,6 +53,7 @@ class Archive:
 
     def __init__(self, url: str | None = None, *, create: bool = True):
         self.url = db.resolve_url(url)
+        create = create and not db.is_read_only(self.url)
         # create=False never makes a file: a missing archive is an error, not a new one.
         db.check_location(self.url, create=create)
         self.engine = db.create_engine(self.url)
@@ -102,14 +103,20 @@ class Archive:
                         entry[0] = item
                         entry[1] += 1 if new else 0
                     for rid, (item, added) in touched.items():
+                        state = self._persister.runs[rid]
                         self._persister.touch_run(
                             conn,
-                            self._persister.runs[rid],
+                            state,
                             item.tree,
                             added,
                             seen_at=item.seen_at,
                             group_id=item.group_id,
                         )
+                        if state.seeds_due:  # the batches that ended; the running one waits
+                            summary.refresh_seeds(
+                                conn, [state.run_pk], before={state.run_pk: state.newest_batch}
+                            )
+                            state.seeds_due = False
             except BaseException:
                 self._persister.forget()  # remembered rows may have been rolled back
                 raise

@@ -8,6 +8,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -122,6 +123,12 @@ def is_sqlite(url: str | sa.URL) -> bool:
     return sa.make_url(url).get_backend_name() == "sqlite"
 
 
+def is_read_only(url: str | sa.URL) -> bool:
+    """A SQLite URL that asks to open its archive read-only (``?mode=ro``)."""
+    parsed = sa.make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.query.get("mode") == "ro"
+
+
 def sqlite_path(url: str | sa.URL) -> Path | None:
     """The database file of a SQLite URL (None for in-memory)."""
     database = sa.make_url(url).database
@@ -148,13 +155,17 @@ def create_engine(url: str, **kwargs) -> Engine:
         return sa.create_engine(url, **kwargs)
 
     path = sqlite_path(url)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(
-        url,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-        **kwargs,
-    )
+    options = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+    if is_read_only(url):
+        # Opened read-only (mode=ro): never written, never created, whatever the file allows.
+        uri = f"file:{quote(str(path))}?mode=ro"
+        engine = sa.create_engine(
+            "sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, **options), **kwargs
+        )
+    else:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args=options, **kwargs)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):

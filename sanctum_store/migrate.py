@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-from sanctum_store import db
+from sanctum_store import db, summary
 from sanctum_store.errors import ArchiveOutdated, ArchiveTooNew, ArchiveUnavailable
 
 # Any fixed 64-bit number: serializes concurrent migrations on one PostgreSQL database.
@@ -74,14 +74,16 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
             )
         command.upgrade(alembic_config(connection), revision)
         after = current_revision(connection)
+        if before is not None and after == head_revision():
+            summary.derive_seeds(connection)  # what questions would otherwise derive each time
     return before, after
 
 
 def _state(engine: Engine) -> tuple[str | None, list[str]]:
     """(schema revision, the database's tables): its first connection, whose refusal is an
     :class:`ArchiveUnavailable` naming the archive."""
-    try:
-        with engine.connect() as connection:
+    try:  # a reading transaction, even on a writer's engine: it must not wait for the lock
+        with engine.execution_options(sqlite_begin="DEFERRED").connect() as connection:
             revision = current_revision(connection)
             tables = [] if revision else sorted(sa.inspect(connection).get_table_names())
     except sa.exc.DBAPIError as e:

@@ -124,6 +124,8 @@ class RunState:
     events: Window | None = None
     values: _LRU = field(default_factory=_LRU)  # (table, digest) -> id
     keyed: _LRU = field(default_factory=_LRU)  # (table, key) -> (pk, tree)
+    newest_batch: int | None = None  # the run's running batch (None: not looked up yet)
+    seeds_due: bool = False  # a batch ended, or an ended one changed: derive its seeds
 
 
 @dataclass
@@ -245,7 +247,22 @@ class Persister:
         self.add_links(conn, state, snapshot_id, "best_runs", tree["best_runs"])
         if pending.points:
             insert_rows(conn, T["series_points"], pending.points)
+        self._note_batch(conn, state, tree["current_batch"])
         return snapshot_id, True
+
+    def _note_batch(self, conn: Connection, state: RunState, batch: int) -> None:
+        """Keep the run's running batch; a snapshot of another batch means seeds to derive
+        (see :func:`summary.refresh_seeds`)."""
+        if state.newest_batch is None:  # a new or resumed run: what it holds decides
+            snapshots = T["snapshots"]
+            newest = sa.select(sa.func.max(snapshots.c.current_batch)).where(
+                snapshots.c.run_pk == state.run_pk
+            )
+            state.newest_batch = conn.execute(newest).scalar()
+            state.seeds_due = True
+        elif batch != state.newest_batch:
+            state.newest_batch = max(state.newest_batch, batch)
+            state.seeds_due = True
 
     def add_vitals(self, conn: Connection, snapshot_id: int, tree: dict) -> None:
         gpus = tree["vitals"]["gpu_stats"]

@@ -10,10 +10,12 @@ plain selects instead of a walk over every snapshot.
   leaves them exactly what deriving them afresh gives.
 * **Seeds** in ``seed_lives`` (one row per seed), ``seed_visits`` (each stage a seed was seen
   to leave) and ``seed_batches`` (which (run, batch) they were derived from, and from how many
-  snapshots): a cache, filled per (run, batch) by :func:`refresh_seeds` when a run is finished
-  or when a question about seeds finds the run's ``seeds_counted_at`` behind its
-  ``snapshot_count``. A seed lives within one batch of one env, so a batch whose snapshot count
-  changed is derived again whole, with the window functions that define a seed.
+  snapshots), filled per (run, batch) by :func:`refresh_seeds`: by the writer when a batch ends
+  (a snapshot of a later batch arrives) or a late snapshot changes an ended one, by
+  ``finish_run`` for the last batch, and by ``db upgrade``. A seed lives within one batch of
+  one env, so a batch whose snapshot count changed is derived again whole, with the window
+  functions that define a seed. Questions never write: the batches not derived yet (a running
+  run's current one; :func:`stale_batches`) are derived in the question itself.
 
 Everything here runs in the caller's transaction.
 """
@@ -157,6 +159,26 @@ def scope(run_pks: Sequence[int], batches: Sequence[int] | None = None) -> list:
     return conditions
 
 
+def batch_scope(batches: dict[int, list[int]]) -> list:
+    """Conditions selecting the observations of these (run: batches)."""
+    return [
+        ENVS.c.run_pk.in_(list(batches)),
+        sa.or_(
+            *(
+                sa.and_(SNAPSHOTS.c.run_pk == pk, SNAPSHOTS.c.current_batch.in_(b))
+                for pk, b in batches.items()
+            )
+        ),
+    ]
+
+
+def in_batches(table: sa.Table, batches: dict[int, list[int]]) -> sa.ColumnElement[bool]:
+    """Rows of a seed table (``run_pk``, ``batch``) that belong to these (run: batches)."""
+    return sa.or_(
+        *(sa.and_(table.c.run_pk == pk, table.c.batch.in_(b)) for pk, b in batches.items())
+    )
+
+
 def _observations(where: list) -> sa.Subquery:
     """Every non-dormant seed slot seen in a snapshot, numbered into seeds (``seed``): within a
     (run, batch, env, slot), a new seed starts when the blueprint changes or the stage goes
@@ -288,9 +310,58 @@ def stale_seed_runs(conn: Connection, *where: sa.ColumnElement) -> list[int]:
     return list(conn.execute(query).scalars())
 
 
-def refresh_seeds(conn: Connection, run_pks: Iterable[int]) -> int:
-    """Bring the seed cache of these runs up to date: every (run, batch) whose snapshot count
-    changed since it was derived is derived again. Returns how many were."""
+def derive_seeds(conn: Connection) -> int:
+    """Derive every seed not kept yet: all batches of ended runs, the ended batches of running
+    ones (``db upgrade``'s part). Returns how many batches were derived."""
+    stale = stale_seed_runs(conn)
+    if not stale:
+        return 0
+    running = dict(
+        conn.execute(
+            sa.select(SNAPSHOTS.c.run_pk, sa.func.max(SNAPSHOTS.c.current_batch))
+            .join(RUNS, RUNS.c.id == SNAPSHOTS.c.run_pk)
+            .where(RUNS.c.id.in_(stale), RUNS.c.status == "running")
+            .group_by(SNAPSHOTS.c.run_pk)
+        ).all()
+    )
+    return refresh_seeds(conn, stale, before=running)
+
+
+def stale_batches(conn: Connection, *where: sa.ColumnElement) -> dict[int, list[int]]:
+    """The batches whose seeds are not derived (or were derived from fewer or other
+    snapshots), of the runs matching ``where``: ``{run_pk: [batch, ...]}``. Reads only."""
+    out: dict[int, list[int]] = {}
+    pks = stale_seed_runs(conn, *where)
+    for chunk in _chunks(pks, _CHUNK):
+        now, done = _batch_counts(conn, chunk)
+        for pk in chunk:
+            changed = sorted(
+                b for b in now[pk].keys() | done[pk].keys() if now[pk].get(b) != done[pk].get(b)
+            )
+            if changed:
+                out[pk] = changed
+    return out
+
+
+def _batch_counts(conn: Connection, pks: list[int]) -> tuple[dict, dict]:
+    """Per run and batch: snapshots stored now, and snapshots its seeds were derived from."""
+    s = SNAPSHOTS.c
+    now = _per_batch(
+        conn,
+        sa.select(s.run_pk, s.current_batch, sa.func.count())
+        .where(s.run_pk.in_(pks))
+        .group_by(s.run_pk, s.current_batch),
+    )
+    done = _per_batch(conn, sa.select(SEED_BATCHES).where(SEED_BATCHES.c.run_pk.in_(pks)))
+    return now, done
+
+
+def refresh_seeds(
+    conn: Connection, run_pks: Iterable[int], *, before: dict[int, int] | None = None
+) -> int:
+    """Bring the seeds these runs keep up to date: every (run, batch) whose snapshot count
+    changed since it was derived is derived again; ``before`` (the writer's, per run) leaves
+    out batches from that one on (a running batch, still changing). Returns how many were."""
     pks = sorted(set(run_pks))
     if pks and conn.dialect.name == "postgresql":
         # One refresher at a time: two deriving the same batch would collide on its rows. The
@@ -298,18 +369,16 @@ def refresh_seeds(conn: Connection, run_pks: Iterable[int]) -> int:
         # than they run.
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SEEDS_LOCK_KEY})
         conn.exec_driver_sql("SET LOCAL jit = off")
+    before = before or {}
     derived = 0
     for chunk in _chunks(pks, _CHUNK):
-        s = SNAPSHOTS.c
-        now = _per_batch(
-            conn,
-            sa.select(s.run_pk, s.current_batch, sa.func.count())
-            .where(s.run_pk.in_(chunk))
-            .group_by(s.run_pk, s.current_batch),
-        )
-        done = _per_batch(conn, sa.select(SEED_BATCHES).where(SEED_BATCHES.c.run_pk.in_(chunk)))
-        # Runs never derived: all at once. The others: the batches whose count changed.
-        new = [pk for pk in chunk if now[pk] and not done[pk]]
+        now, done = _batch_counts(conn, chunk)
+        for pk in chunk:  # batches left out count as not derived (in seeds_counted_at too)
+            if pk in before:
+                now[pk] = {b: n for b, n in now[pk].items() if b < before[pk]}
+        # Runs never derived: all at once. The others (and the writer's): the batches whose
+        # count changed.
+        new = [pk for pk in chunk if now[pk] and not done[pk] and pk not in before]
         if new:
             _derive(conn, new, None, now)
             derived += sum(len(now[pk]) for pk in new)
@@ -317,6 +386,8 @@ def refresh_seeds(conn: Connection, run_pks: Iterable[int]) -> int:
             changed = [
                 b for b in now[pk].keys() | done[pk].keys() if now[pk].get(b) != done[pk].get(b)
             ]
+            if pk in before:
+                changed = [b for b in changed if b < before[pk]]
             if pk in new or not changed:
                 continue
             for batches in _chunks(sorted(changed), _CHUNK):

@@ -432,16 +432,23 @@ def test_seed_answers_follow_a_growing_run_and_late_snapshots(archive):
         assert_answers(archive, run, saves)
     save(archive, snapshots)  # all again: stored once
     assert_answers(archive, run, saves)
+    # The writer keeps the seeds of the batch that ended; the running one is derived when
+    # asked about (without keeping it), and kept when the run finishes.
+    ended = [s for s in saves if s["current_batch"] == 0]
+    assert cached(archive, "seed_lives", run) == len(expected_seeds(ended)[0])
+    archive.finish_run(run)
     assert cached(archive, "seed_lives", run) == len(expected_seeds(saves)[0])
+    assert_answers(archive, run, saves)
 
 
 def test_only_changed_batches_are_derived_again(archive):
     run = "batches"
     snapshots = lifecycle(run)
-    save(archive, snapshots[:5])
+    save(archive, snapshots[:5])  # batch 0 ends: the writer derives it
     with archive.engine.begin() as conn:
         (run_pk,) = summary.stale_seed_runs(conn)
-        assert summary.refresh_seeds(conn, [run_pk]) == 2  # batches 0 and 1
+        assert summary.stale_batches(conn) == {run_pk: [1]}  # the running batch
+        assert summary.refresh_seeds(conn, [run_pk]) == 1
         assert summary.refresh_seeds(conn, [run_pk]) == 0
     save(archive, snapshots[5:])
     with archive.engine.begin() as conn:
@@ -454,7 +461,7 @@ def test_only_changed_batches_are_derived_again(archive):
 def test_finished_runs_have_their_seeds_ready(archive, monkeypatch):
     run = "done"
     save(archive, lifecycle(run))
-    assert cached(archive, "seed_lives", run) == 0
+    assert cached(archive, "seed_lives", run) == 3  # batch 0 ended; batch 1 still running
     archive.finish_run(run)
     assert cached(archive, "seed_lives", run) == 4
     assert cached(archive, "seed_batches", run) == 2

@@ -2,31 +2,27 @@
 were pruned.
 
 A seed (see the package docstring) is known only from every observation of its slot, which is
-costly to follow; the archive keeps each seed once it has been derived (``seed_lives``,
-``seed_visits``: :mod:`sanctum_store.summary`), and these questions are GROUP BYs over them.
-First, the runs asked about are brought up to date: a run whose snapshot count moved since its
-seeds were derived gets its changed batches derived again, and kept (finished runs already are:
-:meth:`~sanctum_store.Archive.finish_run` derives them). An archive these questions cannot write
-(a read-only database role) gets its answers derived from the snapshots for the runs not up to
-date: the same numbers, slower.
+costly to follow; the archive keeps each seed once its batch has ended (``seed_lives``,
+``seed_visits``: the writer derives them, see :mod:`sanctum_store.summary`), and these
+questions are GROUP BYs over them. The batches not derived yet (a running run's current batch,
+an archive upgraded from before seeds were kept) are derived in the question, from their
+snapshots: the same numbers. The questions only read: they answer alike on a read-only archive
+and never wait for the write lock.
 """
 
 from __future__ import annotations
-
-import logging
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from sanctum_store import db, summary
+from sanctum_store import summary
 from sanctum_store.expressions import STAGES, stage_rank
 from sanctum_store.queries._base import (
     BLUEPRINTS,
     RUNS,
     SEED_LIVES,
     SEED_VISITS,
-    _engine,
     _f,
     _flag,
     _frame,
@@ -36,39 +32,25 @@ from sanctum_store.queries._base import (
     read_connection,
 )
 
-log = logging.getLogger(__name__)
-
 _SEED_BY = {"blueprint": "blueprint_id", "slot": "slot_key"}
 
 
-def _current(engine, conditions: list) -> list[int]:
-    """Bring the seeds of the runs matching ``conditions`` up to date; returns the runs that
-    could not be (the archive is read-only to us), whose seeds the caller derives itself."""
+def _current(engine, conditions: list) -> dict[int, list[int]]:
+    """The batches of the runs matching ``conditions`` whose seeds are not kept (yet), which
+    the question derives itself: ``{run_pk: [batch, ...]}``."""
     with read_connection(engine) as conn:
-        stale = summary.stale_seed_runs(conn, *conditions)
-    if not stale:
-        return []
-    try:
-        with db.for_writing(_engine(engine)).begin() as conn:
-            summary.refresh_seeds(conn, stale)
-    except sa.exc.DBAPIError as e:
-        log.warning(
-            "cannot keep the seeds of %d runs (%s: %s): deriving them from their snapshots",
-            len(stale),
-            type(e.orig).__name__,
-            str(e.orig).strip().partition("\n")[0],
-        )
-        return stale
-    return []
+        return summary.stale_batches(conn, *conditions)
 
 
 def _cohort_label(cohort: sa.ColumnElement | None) -> sa.Label:
     return (cohort if cohort is not None else sa.literal(None, sa.Text)).label("cohort")
 
 
-def _seeds(conditions: list, cohort: sa.ColumnElement | None, live: list[int]) -> sa.Subquery:
+def _seeds(
+    conditions: list, cohort: sa.ColumnElement | None, live: dict[int, list[int]]
+) -> sa.Subquery:
     """One row per seed of the runs matching ``conditions``, with its run's ``cohort``: from
-    ``seed_lives``, or derived now for the ``live`` runs. ``rank`` is the furthest stage it
+    ``seed_lives``, or derived now for the ``live`` batches. ``rank`` is the furthest stage it
     was seen alive in (see :func:`summary.seeds_select` for the other columns)."""
     names = [c.name for c in SEED_LIVES.columns]
 
@@ -82,16 +64,20 @@ def _seeds(conditions: list, cohort: sa.ColumnElement | None, live: list[int]) -
     )
     if not live:
         return kept.subquery("seeds")
-    derived = summary.seeds_select(summary.scope(live)).subquery("derived")
+    derived = summary.seeds_select(summary.batch_scope(live)).subquery("derived")
     fresh = sa.select(_cohort_label(cohort), *columns(derived)).join_from(
         derived, RUNS, RUNS.c.id == derived.c.run_pk
     )
-    return sa.union_all(kept.where(SEED_LIVES.c.run_pk.not_in(live)), fresh).subquery("seeds")
+    kept = kept.where(sa.not_(summary.in_batches(SEED_LIVES, live)))
+    return sa.union_all(kept, fresh).subquery("seeds")
 
 
-def _visits(conditions: list, cohort: sa.ColumnElement | None, live: list[int]) -> sa.Subquery:
+def _visits(
+    conditions: list, cohort: sa.ColumnElement | None, live: dict[int, list[int]]
+) -> sa.Subquery:
     """Every stage a seed of the runs matching ``conditions`` was seen to leave, with its
-    ``rank`` and the run's ``cohort``: from ``seed_visits``, or derived now for ``live`` runs."""
+    ``rank`` and the run's ``cohort``: from ``seed_visits``, or derived now for the ``live``
+    batches."""
     names = ("stage", "blueprint_id", "slot_key", "epochs_in_stage")
 
     def columns(source) -> list:
@@ -103,11 +89,11 @@ def _visits(conditions: list, cohort: sa.ColumnElement | None, live: list[int]) 
         .where(*conditions)
     )
     if live:
-        derived = summary.visits_select(summary.scope(live)).subquery("derived")
+        derived = summary.visits_select(summary.batch_scope(live)).subquery("derived")
         fresh = sa.select(_cohort_label(cohort), *columns(derived)).join_from(
             derived, RUNS, RUNS.c.id == derived.c.run_pk
         )
-        kept = sa.union_all(kept.where(SEED_VISITS.c.run_pk.not_in(live)), fresh)
+        kept = sa.union_all(kept.where(sa.not_(summary.in_batches(SEED_VISITS, live))), fresh)
     visits = kept.subquery("visits")
     return sa.select(visits, stage_rank(visits.c.stage).label("rank")).subquery("ranked")
 
