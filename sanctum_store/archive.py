@@ -12,7 +12,8 @@ import sqlalchemy as sa
 
 from sanctum_store import codec, db, migrate, reader, schema, summary
 from sanctum_store.errors import RunNotFound, SnapshotInvalid, SnapshotNotFound
-from sanctum_store.persist import Persister, T, check_indexed_text, to_utc, utcnow
+from sanctum_store.persist import Persister, T, check_indexed_text
+from sanctum_store.rows import to_utc, utcnow
 
 log = logging.getLogger(__name__)
 

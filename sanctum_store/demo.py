@@ -885,7 +885,7 @@ class _Sim:
         tam.collapse_risk_score = schema.compute_collapse_risk(
             history, previous_risk=self.prev_risk
         )
-        self.prev_risk = tam.collapse_risk_score
+        self.prev_risk = tam._previous_risk = tam.collapse_risk_score
         tam.entropy_clip_correlation = schema.compute_correlation(
             history, tam.clip_fraction_history
         )

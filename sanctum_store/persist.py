@@ -9,13 +9,12 @@ snapshot that warms it up. Everything here runs inside the caller's transaction.
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -158,7 +157,7 @@ class Persister:
             runs = T["runs"]
             pk = conn.execute(sa.select(runs.c.id).where(runs.c.run_id == run_id)).scalar()
             if pk is None:
-                now = to_utc(seen_at) if seen_at else utcnow()
+                now = rows.to_utc(seen_at) if seen_at else rows.utcnow()
                 values = {
                     "run_id": run_id,
                     "first_seen": now,
@@ -185,7 +184,7 @@ class Persister:
         """Update the run row from its newest snapshot (labels, config, heartbeat, counts) and
         recompute the run's outcomes from what it now stores (a few index seeks)."""
         runs = T["runs"]
-        now = to_utc(seen_at) if seen_at else utcnow()
+        now = rows.to_utc(seen_at) if seen_at else rows.utcnow()
         values = {
             "task_name": tree["task_name"],
             "reward_mode": reward_mode_of(tree),
@@ -231,7 +230,7 @@ class Persister:
         row = rows.to_row(schema.SanctumSnapshot, tree)
         row.update(
             run_pk=state.run_pk,
-            captured_ts=captured_ts(tree["captured_at"], seen_at),
+            captured_ts=rows.captured_ts(tree["captured_at"], seen_at),
             dedup_key=dedup_key,
             rewards_id=self.value_id(conn, state, "reward_components", tree["rewards"]),
             run_config_id=self.value_id(conn, state, "run_configs", tree["run_config"]),
@@ -483,7 +482,9 @@ class Persister:
             shared = overlap(previous.keys, keys)
         start = end - shared
         for offset, value in enumerate(values[shared:]):
-            pending.points.append({"series_id": sid, "seq": end + offset, **point_values(value)})
+            pending.points.append(
+                {"series_id": sid, "seq": end + offset, **rows.point_values(value)}
+            )
         state.windows[sid] = Window(start, keys)
         return sid, start, len(values)
 
@@ -520,8 +521,9 @@ class Persister:
             stored_times = previous.extra[len(previous.keys) - shared :]
         new_rows = []
         for offset, event in enumerate(events[shared:]):
-            event_row = rows.to_row(schema.EventLogEntry, event)
-            event_row.update(run_pk=state.run_pk, seq=end + offset)
+            metadata, packed = rows.pack_event_id(event["metadata"])
+            event_row = rows.to_row(schema.EventLogEntry, {**event, "metadata": metadata})
+            event_row.update(run_pk=state.run_pk, seq=end + offset, event_uuid=packed)
             new_rows.append(event_row)
         if new_rows:
             insert_rows(conn, T["events"], new_rows)
@@ -736,17 +738,6 @@ def apply_overlay(cls: type, canonical: dict, overlay: dict | None) -> dict:
     return version
 
 
-def point_values(value: float | str) -> dict:
-    """A history value as series_points columns (see models.SeriesPoint)."""
-    if isinstance(value, str):
-        return {"num": None, "txt": value}
-    if value != value:
-        return {"num": None, "txt": None}
-    if value == 0.0 and math.copysign(1.0, value) < 0:
-        return {"num": None, "txt": "-0.0"}
-    return {"num": value, "txt": None}
-
-
 def _event_key(event: dict) -> str:
     # relative_time ("(3s ago)") changes while an event stays the same event.
     return repr([(k, v) for k, v in event.items() if k != "relative_time"])
@@ -811,28 +802,6 @@ def _reward_mode_source(tree: dict) -> tuple[str, str | None]:
 def reward_mode_of(tree: dict) -> str | None:
     """The run's reward cohort: esper's top-level reward_mode, else the envs', else best runs'."""
     return _reward_mode_source(tree)[1]
-
-
-def utcnow() -> datetime:
-    """Now, in UTC, naive (the archive's own timestamps are all UTC)."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def to_utc(moment: datetime) -> datetime:
-    """A datetime as the archive keeps its own times: UTC, naive (naive input is taken as UTC)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
-
-
-def captured_ts(captured_at: str, seen_at: datetime | None = None) -> datetime:
-    """When a snapshot was captured (UTC naive); else when the writer saw it."""
-    if captured_at:
-        try:
-            return to_utc(datetime.fromisoformat(captured_at))
-        except (ValueError, OverflowError):  # not a time, or out of range once in UTC
-            pass
-    return to_utc(seen_at) if seen_at else utcnow()
 
 
 def _dialect_insert(conn: Connection, table: sa.Table):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -138,15 +137,9 @@ class _Fetch:
             if specs[name].item.kind == "str":
                 tree[name] = [txt for _, txt in window]
             else:
-                tree[name] = [_point_float(num, txt) for num, txt in window]
+                tree[name] = [rows.point_float(num, txt) for num, txt in window]
         for name, child_prefix in layout.flatten.items():
             self.fill(_child_cls(cls, name), tree[name], row, prefix + child_prefix)
-
-
-def _point_float(num: float | None, txt: str | None) -> float:
-    if num is not None:
-        return float(num)
-    return float(txt) if txt else math.nan
 
 
 def _child_cls(cls: type, name: str) -> type:
@@ -327,10 +320,11 @@ def _events(conn: Connection, snap: Mapping) -> list[dict]:
         .where(table.c.run_pk == snap["run_pk"], table.c.seq >= start, table.c.seq < start + length)
         .order_by(table.c.seq)
     )
-    events = [
-        _ordered(schema.EventLogEntry, rows.from_row(schema.EventLogEntry, row))
-        for row in conn.execute(query).mappings()
-    ]
+    events = []
+    for row in conn.execute(query).mappings():
+        event = rows.from_row(schema.EventLogEntry, row)
+        event["metadata"] = rows.unpack_event_id(event["metadata"], row["event_uuid"])
+        events.append(_ordered(schema.EventLogEntry, event))
     for position, override in (snap["event_overrides"] or {}).items():
         events[int(position)].update(override)
     return events

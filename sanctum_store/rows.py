@@ -1,4 +1,5 @@
-"""Tree nodes ⇄ table rows, following each class's :class:`~sanctum_store.models.Layout`.
+"""Tree nodes ⇄ table rows, following each class's :class:`~sanctum_store.models.Layout`, and
+the storage forms of values (floats, times, event ids, masks).
 
 Pure functions, no database: :mod:`sanctum_store.persist` and :mod:`sanctum_store.reader`
 share them so that what is written is exactly what is read back.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from sanctum_store import codec
@@ -113,13 +116,100 @@ def from_row(cls: type, row: Mapping, prefix: str = "", marks: dict | None = Non
         tree[name] = from_row(child_cls, row, child_prefix, marks)
     extra = row[extra_column]
     if extra:
-        tree[codec.EXTRA] = extra
+        if not tree.keys().isdisjoint(extra):
+            extra = _fields_from_extra(cls, tree, extra)
+        if extra:
+            tree[codec.EXTRA] = extra
     return tree
+
+
+def _fields_from_extra(cls: type, tree: dict, extra: dict) -> dict:
+    """A field the schema gained after a row was stored was kept with the row's unknown
+    fields (``TamiyoState._previous_risk`` before revision 0004): it fills the field."""
+    specs = {f.name: f.spec for f in codec.class_info(cls).fields}
+    rest = {}
+    for name, value in extra.items():
+        if name in specs:
+            tree[name] = codec._convert(specs[name], value)
+        else:
+            rest[name] = value
+    return rest
 
 
 def digest(value: Any) -> str:
     """A stable content digest of a tree node (NaN-safe: it hashes the repr)."""
     return hashlib.blake2b(repr(value).encode(), digest_size=16).hexdigest()
+
+
+def point_values(value: float | str) -> dict:
+    """A history value as series_points columns (see models.SeriesPoint)."""
+    if isinstance(value, str):
+        return {"num": None, "txt": value}
+    if value != value:
+        return {"num": None, "txt": None}
+    if value == 0.0 and math.copysign(1.0, value) < 0:
+        return {"num": None, "txt": "-0.0"}
+    return {"num": value, "txt": None}
+
+
+def point_float(num: float | None, txt: str | None) -> float:
+    """Inverse of :func:`point_values` for a float history (text holds only "-0.0")."""
+    if num is not None:
+        return float(num)
+    return float(txt) if txt else math.nan
+
+
+def pack_event_id(metadata: dict) -> tuple[dict, bytes | None]:
+    """An event's metadata without its ``event_id``, and that id in 16 bytes, when the id is
+    a UUID in canonical text (lowercase, dashed) and the first key, as esper writes it; else
+    the metadata unchanged and None."""
+    if metadata:
+        key, value = next(iter(metadata.items()))
+        if key == "event_id" and type(value) is str and len(value) == 36:
+            try:
+                packed = uuid.UUID(value)
+            except ValueError:
+                return metadata, None
+            if str(packed) == value:
+                return {k: v for k, v in metadata.items() if k != "event_id"}, packed.bytes
+    return metadata, None
+
+
+def unpack_event_id(metadata: dict | None, packed: bytes | None) -> dict | None:
+    """Inverse of :func:`pack_event_id`."""
+    if packed is None:
+        return metadata
+    return {"event_id": str(uuid.UUID(bytes=bytes(packed))), **(metadata or {})}
+
+
+def event_id_bytes(text: str) -> bytes | None:
+    """The stored form of an event id typed by a user (any UUID spelling), else None."""
+    try:
+        return uuid.UUID(text.strip()).bytes
+    except ValueError:
+        return None
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, naive (the archive's own timestamps are all UTC)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def to_utc(moment: datetime) -> datetime:
+    """A datetime as the archive keeps its own times: UTC, naive (naive input is taken as UTC)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def captured_ts(captured_at: str, seen_at: datetime | None = None) -> datetime:
+    """When a snapshot was captured (UTC naive); else when the writer saw it."""
+    if captured_at:
+        try:
+            return to_utc(datetime.fromisoformat(captured_at))
+        except (ValueError, OverflowError):  # not a time, or out of range once in UTC
+            pass
+    return to_utc(seen_at) if seen_at else utcnow()
 
 
 def float_key(value: Any) -> Any:

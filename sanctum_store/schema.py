@@ -9,8 +9,8 @@ Conventions kept from the original:
 * accuracies are percentages (0-100);
 * ``deque(maxlen=N)`` fields keep the last N values;
 * per-head fields exist once per action head in :data:`HEADS`;
-* ``TamiyoState._previous_risk`` is working state for hysteresis and is not a dataclass field,
-  so ``dataclasses.asdict`` never serializes it.
+* ``TamiyoState._previous_risk`` (the hysteresis state of :func:`compute_collapse_risk`) is a
+  per-instance field, as in esper: its snapshots carry it.
 """
 
 from __future__ import annotations
@@ -603,10 +603,6 @@ class DecisionSnapshot:
 class TamiyoState:
     """Tamiyo policy agent state: PPO health, per-head diagnostics, histories, decisions."""
 
-    # Working state for compute_collapse_risk's hysteresis; a class attribute (not a field)
-    # so that it is never serialized. Instances override it by assignment.
-    _previous_risk: ClassVar[float] = 0.0
-
     entropy: float = 0.0
     clip_fraction: float = 0.0
     kl_divergence: float = 0.0
@@ -696,6 +692,7 @@ class TamiyoState:
     group_id: str | None = None
     entropy_velocity: float = 0.0
     collapse_risk_score: float = 0.0
+    _previous_risk: float = 0.0  # compute_collapse_risk's hysteresis
     entropy_clip_correlation: float = 0.0
     value_mean: float = 0.0
     value_std: float = 0.0

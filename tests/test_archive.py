@@ -70,7 +70,7 @@ def test_unknown_fields_of_real_snapshots_come_back(fixture_archive):
     loaded = archive.load(RUN, at=ids[-1])
     assert loaded.tamiyo.op_valid_mask == raw["tamiyo"]["op_valid_mask"]
     assert loaded.tamiyo._previous_risk == raw["tamiyo"]["_previous_risk"]
-    assert "_previous_risk" not in dataclasses.asdict(loaded.tamiyo)
+    assert dataclasses.asdict(loaded.tamiyo)["_previous_risk"] == raw["tamiyo"]["_previous_risk"]
 
 
 def test_load_latest_and_by_time(fixture_archive):
@@ -332,6 +332,31 @@ def test_negative_zero_keeps_its_sign_everywhere(archive):
     snapshot["tamiyo"]["recent_decisions"][0]["alternatives"][0][1] = -0.0
     archive.save(snapshot)
     assert_same(dataclasses.asdict(archive.load(RUN)), expected(snapshot))
+
+
+def test_event_ids_are_kept_in_16_bytes_and_every_other_form_as_given(archive):
+    snapshot = json.loads(fixture_snapshot_lines()[-1])
+    canonical = str(uuid.uuid4())
+    forms = [
+        {"event_id": canonical, "slot_id": "r0c1"},  # esper's way: packed
+        {"event_id": canonical.upper()},  # not canonical text
+        {"slot_id": "r0c1", "event_id": canonical},  # not the first key
+        {"event_id": canonical.replace("-", "")},
+        {"event_id": 7},
+        {"event_id": "not-a-uuid-but-thirty-six-characters"},
+        {},
+    ]
+    for event, metadata in zip(snapshot["event_log"], forms, strict=False):
+        event["metadata"] = metadata
+    archive.save(snapshot)
+    assert_same(dataclasses.asdict(archive.load(RUN)), expected(snapshot))
+    with archive.engine.connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT event_uuid, metadata FROM events ORDER BY seq LIMIT 7")
+        ).all()
+    packed = [None if u is None else uuid.UUID(bytes=bytes(u)) for u, _ in stored]
+    assert packed == [uuid.UUID(canonical)] + [None] * 6
+    assert canonical not in str(stored[0][1])
 
 
 # numpy's scalars, under both numpy generations' names (numpy 2 calls its boolean numpy.bool).

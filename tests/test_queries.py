@@ -193,7 +193,8 @@ RECORD_B1 = {
 E1 = event("SEED_GERMINATED", 0, "Germinated", slot_id="r0c0", blueprint="conv")
 E2 = event("SEED_PRUNED", 1, "Pruned", slot_id="r0c0", reason="policy_prune")
 E3 = event("PPO_UPDATE_COMPLETED", None, "PPO update", entropy=0.8)
-F1 = event("SEED_GERMINATED", 0, "Germinated", slot_id="r0c0", blueprint="conv")
+EVENT_ID = "5aa9e461-4d18-4e63-9115-e289ef5a811d"  # esper's first metadata key
+F1 = event("SEED_GERMINATED", 0, "Germinated", event_id=EVENT_ID, slot_id="r0c0", blueprint="conv")
 
 
 def alpha() -> list[dict]:
@@ -955,6 +956,15 @@ def test_search_events(engine):
     assert found(limit=1) == [("beta", "SEED_GERMINATED")]
     events = queries.search_events(engine, event_type="SEED_PRUNED")
     assert events.loc[0, "metadata"] == {"slot_id": "r0c0", "reason": "policy_prune"}
+    # esper's event ids (stored in 16 bytes): found whole, in any spelling, and shown as given.
+    germinated = queries.search_events(engine, text=EVENT_ID.upper())
+    assert list(germinated["run_id"]) == ["beta"]
+    assert germinated.loc[0, "metadata"] == {
+        "event_id": EVENT_ID,
+        "slot_id": "r0c0",
+        "blueprint": "conv",
+    }
+    assert found(text=EVENT_ID.replace("-", "")) == [("beta", "SEED_GERMINATED")]
     assert pd.isna(
         queries.search_events(engine, event_type="PPO_UPDATE_COMPLETED").loc[0, "env_id"]
     )

@@ -73,9 +73,6 @@ PRESETS = {
     ("TamiyoState", "head_inf_latch"): dict.fromkeys(SPEC_HEADS, False),
 }
 
-#: Documented but deliberately not a dataclass field (working state, never serialized).
-NOT_A_FIELD = {("TamiyoState", "_previous_risk")}
-
 BLOCKS = "▁▂▃▄▅▆▇█"
 
 
@@ -229,7 +226,7 @@ def test_spec_documents_the_21_classes():
 def test_class_conforms_to_spec(cls_name):
     cls = getattr(schema, cls_name)
     assert dataclasses.is_dataclass(cls)
-    documented = [s for s in SPEC_FIELDS[cls_name] if (cls_name, s.name) not in NOT_A_FIELD]
+    documented = SPEC_FIELDS[cls_name]
     fields = {f.name: f for f in dataclasses.fields(cls)}
 
     missing = [s.name for s in documented if s.name not in fields]
@@ -306,17 +303,15 @@ def _fingerprint(value):
     return repr(value)
 
 
-def test_previous_risk_is_working_state_not_a_field():
-    assert "_previous_risk" not in {f.name for f in dataclasses.fields(TamiyoState)}
-    assert typing.get_type_hints(TamiyoState)["_previous_risk"] == typing.ClassVar[float]
+def test_previous_risk_is_a_per_instance_field():
+    (previous_risk,) = [f for f in dataclasses.fields(TamiyoState) if f.name == "_previous_risk"]
+    assert typing.get_type_hints(TamiyoState)["_previous_risk"] is float
+    assert previous_risk.default == 0.0
     tamiyo, other = TamiyoState(), TamiyoState()
-    assert tamiyo._previous_risk == 0.0
-    tamiyo._previous_risk = 0.6  # instances override the class-level default
-    assert tamiyo._previous_risk == 0.6
-    assert other._previous_risk == 0.0
-    assert TamiyoState._previous_risk == 0.0
-    assert "_previous_risk" not in dataclasses.asdict(tamiyo)
-    assert "_previous_risk" not in repr(dataclasses.asdict(SanctumSnapshot(tamiyo=tamiyo)))
+    tamiyo._previous_risk = 0.6
+    assert (tamiyo._previous_risk, other._previous_risk) == (0.6, 0.0)
+    assert dataclasses.asdict(tamiyo)["_previous_risk"] == 0.6
+    assert dataclasses.asdict(SanctumSnapshot(tamiyo=tamiyo))["tamiyo"]["_previous_risk"] == 0.6
 
 
 def test_seed_state_uses_slots():

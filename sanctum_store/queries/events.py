@@ -8,6 +8,7 @@ from datetime import datetime
 import pandas as pd
 import sqlalchemy as sa
 
+from sanctum_store import rows
 from sanctum_store.queries._base import (
     EVENTS,
     RUNS,
@@ -43,7 +44,8 @@ def search_events(
 ) -> pd.DataFrame:
     """Events of the runs' event logs, newest first.
 
-    ``text`` is a case-insensitive substring of the message or the metadata (as JSON text);
+    ``text`` is a case-insensitive substring of the message or the metadata (as JSON text),
+    or an event's whole ``event_id``;
     ``since``/``until`` keep events shown in a snapshot captured in that window (a snapshot
     shows a contiguous window of its run's events). Columns: ``run_id, seq`` (the event's
     number in its run), ``timestamp`` (esper's, as shown), ``event_type, env_id, episode,
@@ -56,14 +58,24 @@ def search_events(
         _one_or_many(e.env_id, env_id),
     ]
     if text:
-        conditions.append(
-            sa.or_(
-                e.message.icontains(text, autoescape=True),
-                sa.cast(e.metadata, sa.Text).icontains(text, autoescape=True),
-            )
-        )
+        matches = [
+            e.message.icontains(text, autoescape=True),
+            sa.cast(e.metadata, sa.Text).icontains(text, autoescape=True),
+        ]
+        packed = rows.event_id_bytes(text)
+        if packed is not None:  # event ids esper's way are stored apart (rows.pack_event_id)
+            matches.append(e.event_uuid == packed)
+        conditions.append(sa.or_(*matches))
     query = sa.select(
-        RUNS.c.run_id, e.seq, e.timestamp, e.event_type, e.env_id, e.episode, e.message, e.metadata
+        RUNS.c.run_id,
+        e.seq,
+        e.timestamp,
+        e.event_type,
+        e.env_id,
+        e.episode,
+        e.message,
+        e.metadata,
+        e.event_uuid,
     ).join_from(EVENTS, RUNS, RUNS.c.id == e.run_pk)
     if since is not None or until is not None:
         s = SNAPSHOTS.c
@@ -84,4 +96,9 @@ def search_events(
         query.where(*(c for c in conditions if c is not None)).order_by(e.id.desc()).limit(limit)
     )
     with read_connection(engine) as conn:
-        return _frame(conn, query, EVENT_COLUMNS)
+        found = _frame(conn, query, {**EVENT_COLUMNS, "event_uuid": "object"})
+    found["metadata"] = [
+        rows.unpack_event_id(metadata, packed)
+        for metadata, packed in zip(found["metadata"], found.pop("event_uuid"), strict=True)
+    ]
+    return found
