@@ -32,9 +32,8 @@ import numpy as np
 import sqlalchemy as sa
 
 from sanctum_store import db, migrate, queries, stats, summary
-from sanctum_store.models import Base
+from sanctum_store.models import TABLES
 
-T = Base.metadata.tables
 MODES = ("shaped", "simplified", "sparse", "escrow")
 BLUEPRINTS = ("conv_light", "attention", "norm", "lora")
 ACTIONS = ("WAIT", "GERMINATE", "FOSSILIZE", "PRUNE")
@@ -66,7 +65,7 @@ class Bulk:
     def insert(self, table_name: str, columns: list[str], rows: list[tuple]) -> None:
         if not rows:
             return
-        table = T[table_name]
+        table = TABLES[table_name]
         missing = [
             c
             for c in table.columns
@@ -128,7 +127,7 @@ def build(url: str, n_runs: int, long_runs: int, long_snapshots: int, seed: int 
     outcomes = time.perf_counter() - started
     started = time.perf_counter()
     with db.for_writing(engine).begin() as conn:
-        pks = conn.execute(sa.select(T["runs"].c.id)).scalars().all()
+        pks = conn.execute(sa.select(TABLES["runs"].c.id)).scalars().all()
         summary.refresh_seeds(conn, pks)
     seeds = time.perf_counter() - started
     if engine.dialect.name == "postgresql":

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 
 from sanctum_store import codec, db, migrate, reader, schema, summary
 from sanctum_store.errors import RunNotFound, SnapshotInvalid, SnapshotNotFound
-from sanctum_store.persist import Persister, T, check_indexed_text
+from sanctum_store.models import TABLES
+from sanctum_store.persist import Persister, check_indexed_text
 from sanctum_store.rows import to_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ class Archive:
 
     def heartbeat(self, run_ids: list[str], at: datetime | None = None) -> None:
         """Record that the runs' writer is alive (without a snapshot)."""
-        runs = T["runs"]
+        runs = TABLES["runs"]
         with self._lock, self._write_engine.begin() as conn:
             conn.execute(
                 sa.update(runs)
@@ -136,7 +137,7 @@ class Archive:
     def finish_run(self, run_id: str, status: str = "finished", at: datetime | None = None) -> None:
         """Mark a run as ended (``finished``, or ``failed`` when training raised), then derive
         its seeds (:func:`summary.refresh_seeds`) so that questions about them find them ready."""
-        runs = T["runs"]
+        runs = TABLES["runs"]
         now = to_utc(at) if at else utcnow()
         with self._lock:
             with self._write_engine.begin() as conn:
@@ -156,7 +157,7 @@ class Archive:
 
     def delete_run(self, run_id: str) -> None:
         """Delete a run and everything stored for it."""
-        runs = T["runs"]
+        runs = TABLES["runs"]
         with self._lock, self._write_engine.begin() as conn:
             deleted = conn.execute(sa.delete(runs).where(runs.c.run_id == run_id)).rowcount
         self._persister.forget(run_id)
@@ -168,7 +169,7 @@ class Archive:
     # ----------------------------------------------------------------------------------------
 
     def _run_pk(self, conn: sa.Connection, run_id: str) -> int:
-        runs = T["runs"]
+        runs = TABLES["runs"]
         pk = conn.execute(sa.select(runs.c.id).where(runs.c.run_id == run_id)).scalar()
         if pk is None:
             raise RunNotFound(f"no run {run_id!r} in the archive")
@@ -176,7 +177,7 @@ class Archive:
 
     def snapshot_ids(self, run_id: str) -> list[int]:
         """The run's snapshot ids in time order."""
-        snapshots = T["snapshots"]
+        snapshots = TABLES["snapshots"]
         with self.engine.connect() as conn:
             pk = self._run_pk(conn, run_id)
             query = (
@@ -187,7 +188,7 @@ class Archive:
             return list(conn.execute(query).scalars())
 
     def _resolve(self, conn: sa.Connection, run_id: str, at: int | datetime | None) -> int:
-        snapshots = T["snapshots"]
+        snapshots = TABLES["snapshots"]
         pk = self._run_pk(conn, run_id)
         query = sa.select(snapshots.c.id).where(snapshots.c.run_pk == pk)
         if isinstance(at, bool):
@@ -231,7 +232,7 @@ class Archive:
         A running run's status comes from its heartbeat's age at ``now`` (default: the
         current time; a past or future moment asks what the listing said or will say then).
         """
-        runs = T["runs"]
+        runs = TABLES["runs"]
         if now is not None:
             now = to_utc(now)
         query = sa.select(

@@ -21,6 +21,7 @@ import typing
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
+from functools import partial
 from numbers import Integral, Real
 from types import UnionType
 from typing import Any
@@ -152,6 +153,10 @@ for _cls in CLASSES:
 
 def class_info(cls: type) -> ClassInfo:
     return CLASSES[cls]
+
+
+#: Each schema class's compiled converter (see _compile), made at import.
+_FAST: dict[type, Callable[[Callable[[str, Any], Any]], dict]] = {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -436,6 +441,108 @@ def _read(get: Callable[[str, Any], Any], name: str) -> Any:
 
 
 def _convert_object(info: ClassInfo, obj: Any) -> dict:
+    """A schema object's tree. Dicts and the schema's own dataclasses take the class's compiled
+    converter (:func:`_compile`); anything it does not take as given (another type, a value to
+    convert, a bad one) goes the field-by-field way, which names a bad field's path."""
+    t = type(obj)
+    if t is dict:
+        get, names = obj.get, obj
+    elif t is info.cls and not info.slots:
+        names = obj.__dict__
+        get = names.get
+    elif t is info.cls:
+        get, names = partial(getattr, obj), ()  # slots: no attribute but the fields
+    else:
+        return _convert_any_object(info, obj)
+    try:
+        out = _FAST[info.cls](get)
+    except Exception:  # the precise way finds the value, and names the field if it is bad
+        return _convert_any_object(info, obj)
+    if len(names) > len(info.names) or not info.names.issuperset(names):
+        _add_extra(out, get, [k for k in names if k not in info.names])
+    return out
+
+
+def _compile(info: ClassInfo) -> Callable[[Callable[[str, Any], Any]], dict]:
+    """A converter for one class whose code reads every field by name and keeps each value
+    that already has its field's type (checked in C where it can: ``set(map(type, v))``);
+    others go through :func:`_convert`. It raises (anything) where the field-by-field way
+    has to look closer."""
+    env: dict[str, Any] = {**_FAST_HELPERS, "M": _MISSING}
+    lines = ["def convert(get):", "    out = {}"]
+    for i, f in enumerate(info.fields):
+        env[f"s{i}"], env[f"d{i}"] = f.spec, f.default
+        name = repr(f.name)
+        lines.append(f"    v = get({name}, M)")
+        if f.required:
+            lines.append("    if v is M: raise LookupError")
+        else:
+            lines.append(f"    if v is M: out[{name}] = d{i}()")
+        form = _fast_form(f.spec, i, env)
+        if form is not None:
+            test, value = form
+            lines.append(f"    elif {test}: out[{name}] = {value}")
+        lines.append(f"    else: out[{name}] = _convert(s{i}, v)")
+    lines.append("    return out")
+    code = compile("\n".join(lines), f"<codec: {info.cls.__name__}>", "exec")
+    exec(code, env)  # the code built above from the schema's own fields
+    return env["convert"]
+
+
+_SCALAR_TESTS = {  # on "v"; "{x}" stands for the values
+    "float": ("type(v) is float", "set(map(type, {x})) <= _F"),
+    "int": (
+        f"type(v) is int and {_INT64[0]} <= v <= {_INT64[1]}",
+        "set(map(type, {x})) <= _I and _ints({x})",
+    ),
+    "str": (
+        "type(v) is str and v.isascii() and '\\x00' not in v",
+        "set(map(type, {x})) <= _S and _text({x})",
+    ),
+    "bool": ("v is True or v is False", "set(map(type, {x})) <= _B"),
+}
+
+
+def _fast_form(spec: Spec, i: int, env: dict) -> tuple[str, str] | None:
+    """``(test, value)``: code that tells a value already in tree form, and that value."""
+    if spec.kind in _SCALAR_TESTS:
+        test = _SCALAR_TESTS[spec.kind][0]
+        return (f"v is None or {test}" if spec.optional else test), "v"
+    if spec.kind == "object":
+        env[f"c{i}"] = CLASSES[spec.cls]
+        return "v is not None", f"_object(c{i}, v)"
+    if spec.kind in ("list", "deque", "tuple"):
+        sequence = "(type(v) is list or type(v) is deque or type(v) is tuple)"
+        make = "tuple" if spec.kind == "tuple" else "list"
+        if spec.item.kind in _SCALAR_TESTS:
+            return f"{sequence} and {_SCALAR_TESTS[spec.item.kind][1].format(x='v')}", f"{make}(v)"
+        if spec.item.kind == "object":
+            env[f"c{i}"] = CLASSES[spec.item.cls]
+            return sequence, f"{make}([_object(c{i}, x) for x in v])"
+    if spec.kind == "dict" and spec.key.kind in ("str", "int"):
+        keys = f"type(v) is dict and {_SCALAR_TESTS[spec.key.kind][1].format(x='v')}"
+        if spec.item.kind in _SCALAR_TESTS:
+            return (
+                f"{keys} and {_SCALAR_TESTS[spec.item.kind][1].format(x='v.values()')}",
+                "dict(v)",
+            )
+        if spec.item.kind == "object":
+            env[f"c{i}"] = CLASSES[spec.item.cls]
+            return keys, f"{{k: _object(c{i}, x) for k, x in v.items()}}"
+    return None
+
+
+def _text(values) -> bool:
+    joined = "".join(values)
+    return joined.isascii() and "\x00" not in joined
+
+
+def _ints(values) -> bool:
+    values = list(values)
+    return not values or (_INT64[0] <= min(values) and max(values) <= _INT64[1])
+
+
+def _convert_any_object(info: ClassInfo, obj: Any) -> dict:
     if (
         obj is None
         or isinstance(obj, (str, bytes, int, float, list, tuple, set, frozenset))
@@ -461,20 +568,23 @@ def _convert_object(info: ClassInfo, obj: Any) -> dict:
         except _Invalid as e:
             raise e.at(f".{name}") from None
     if unknown:
-        extra = {}
-        for name in unknown:
-            try:
-                extra[_check_key(name)] = free_value(_read(get, name))
-            except _Invalid as e:
-                raise e.at(f".{name}") from None
-            except RecursionError:
-                raise
-            except Exception as e:  # the caller's value failed while it was copied
-                raise _Invalid(f"reading it raised {type(e).__name__}: {e}").at(
-                    f".{name}"
-                ) from None
-        out[EXTRA] = extra
+        _add_extra(out, get, unknown)
     return out
+
+
+def _add_extra(out: dict, get: Callable[[str, Any], Any], unknown: list) -> None:
+    """Keep the fields the class does not know, as JSON-ready values, under :data:`EXTRA`."""
+    extra = {}
+    for name in unknown:
+        try:
+            extra[_check_key(name)] = free_value(_read(get, name))
+        except _Invalid as e:
+            raise e.at(f".{name}") from None
+        except RecursionError:
+            raise
+        except Exception as e:  # the caller's value failed while it was copied
+            raise _Invalid(f"reading it raised {type(e).__name__}: {e}").at(f".{name}") from None
+    out[EXTRA] = extra
 
 
 def _check_key(name: Any) -> str:
@@ -533,6 +643,21 @@ def _free_key(key: Any) -> str:
     if key is None or isinstance(key, (bool, Integral, Real)):
         return str(key)
     raise _Invalid(f"key {_show(key)} is not a string or number")
+
+
+_FAST_HELPERS = {
+    "deque": deque,
+    "_convert": _convert,
+    "_object": _convert_object,
+    "_text": _text,
+    "_ints": _ints,
+    "_F": frozenset({float}),
+    "_I": frozenset({int}),
+    "_S": frozenset({str}),
+    "_B": frozenset({bool}),
+}
+for _cls, _info in CLASSES.items():
+    _FAST[_cls] = _compile(_info)
 
 
 def normalize(snapshot: Any) -> dict:

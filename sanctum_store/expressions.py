@@ -15,10 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
-from sanctum_store.models import Base
+from sanctum_store.models import TABLES
 
-_T = Base.metadata.tables
-ENVS = _T["env_states"]
+ENVS = TABLES["env_states"]
 
 #: Seed stages in lifecycle order (rank 1..5); the stages of a pruned seed come after.
 STAGES = ("GERMINATED", "TRAINING", "BLENDING", "HOLDING", "FOSSILIZED")

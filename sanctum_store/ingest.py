@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from sanctum_store import codec
 from sanctum_store.archive import Archive, WriteItem
 from sanctum_store.errors import SanctumError, SnapshotInvalid
-from sanctum_store.persist import T, check_indexed_text
+from sanctum_store.models import TABLES
+from sanctum_store.persist import check_indexed_text
 
 BATCH = 50
 _BOM = b"\xef\xbb\xbf"
@@ -156,7 +157,9 @@ def _documents(path: Path, form: str, progress) -> Iterator[tuple[str, Any]]:
 
 def _count(archive: Archive) -> int:
     with archive.engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(T["snapshots"])).scalar_one()
+        return conn.execute(
+            sa.select(sa.func.count()).select_from(TABLES["snapshots"])
+        ).scalar_one()
 
 
 def import_file(

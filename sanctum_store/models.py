@@ -1,10 +1,11 @@
 """The archive's normalized tables (SQLAlchemy 2 declarative).
 
 Every scalar field of the schema is a typed column. The columns of a schema class are generated
-from its dataclass (:func:`fields_of` / :data:`LAYOUTS`), so schema and tables cannot drift
-apart; keys, references and indexes are written out by hand.
+from its dataclass (:mod:`sanctum_store.layouts`), so schema and tables cannot drift apart;
+keys, references and indexes are written out by hand, and so is each table's storage role
+(``__role__``, collected in :data:`ROLES`), which drives both writing and reading.
 
-Storage choices, per kind of field (see :class:`Layout`):
+Storage choices, per kind of field (see :class:`~sanctum_store.layouts.Layout`):
 
 * scalars -> typed columns. NaN is stored as NULL, so that SQL aggregates skip it;
   ``float_marks`` records what a column alone cannot: NaN in a ``float | None`` field (where
@@ -29,222 +30,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
 
-from sanctum_store import codec, schema
-
-# --------------------------------------------------------------------------------------------
-# Column types
-# --------------------------------------------------------------------------------------------
-
-
-class IsoDateTime(TypeDecorator):
-    """A schema datetime, stored as ISO-8601 text so naive/aware values and offsets survive."""
-
-    impl = sa.String(64)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect) -> str | None:
-        return None if value is None else value.isoformat()
-
-    def process_result_value(self, value: str | None, dialect) -> datetime | None:
-        return None if value is None else datetime.fromisoformat(value)
-
-
-class TaggedJSON(TypeDecorator):
-    """JSON for free-form values; NaN/±inf survive as tagged objects (see codec.tag)."""
-
-    impl = sa.JSON(none_as_null=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect) -> Any:
-        return None if value is None else codec.tag(value)
-
-    def process_result_value(self, value: Any, dialect) -> Any:
-        return None if value is None else codec.untag(value)
-
-
-#: Primary keys: BIGINT on PostgreSQL, the rowid alias INTEGER on SQLite.
-BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-_COLUMN_TYPES = {
-    "int": sa.BigInteger,
-    "float": sa.Double,
-    "str": sa.Text,
-    "bool": sa.Boolean,
-    "datetime": IsoDateTime,
-}
-
-
-# --------------------------------------------------------------------------------------------
-# Layouts: how each schema class maps onto columns
-# --------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Layout:
-    """How a schema class is laid out in its table.
-
-    ``flatten`` maps a nested 1:1 field to its column prefix; ``refs`` maps a value-record
-    field to the table it is stored once in; ``series`` fields become history windows; ``json``
-    fields JSON columns; ``special`` fields are stored by hand (child tables, links).
-    """
-
-    cls: type
-    flatten: dict[str, str] = dataclasses.field(default_factory=dict)
-    refs: dict[str, str] = dataclasses.field(default_factory=dict)
-    series: tuple[str, ...] = ()
-    json: tuple[str, ...] = ()
-    special: tuple[str, ...] = ()
-
-    def scalar_fields(self) -> list[codec.FieldInfo]:
-        handled = {*self.flatten, *self.refs, *self.series, *self.json, *self.special}
-        out = []
-        for f in codec.class_info(self.cls).fields:
-            if f.name in handled:
-                continue
-            if f.spec.kind not in codec.SCALAR_KINDS:
-                raise TypeError(f"{self.cls.__name__}.{f.name} has no storage in its layout")
-            out.append(f)
-        return out
-
-
-LAYOUTS: dict[type, Layout] = {
-    schema.SanctumSnapshot: Layout(
-        schema.SanctumSnapshot,
-        flatten={
-            "vitals": "vitals_",
-            "seed_lifecycle": "seed_lifecycle_",
-            "observation_stats": "observation_stats_",
-            "episode_stats": "episode_stats_",
-        },
-        refs={"rewards": "reward_components", "run_config": "run_configs"},
-        series=("mean_accuracy_history",),
-        json=("slot_ids", "slot_stage_counts"),
-        special=(
-            "envs",
-            "tamiyo",
-            "event_log",
-            "best_runs",
-            "cumulative_blueprint_spawns",
-            "cumulative_blueprint_fossilized",
-            "cumulative_blueprint_prunes",
-        ),
-    ),
-    schema.SystemVitals: Layout(schema.SystemVitals, special=("gpu_stats",)),
-    schema.SeedLifecycleStats: Layout(schema.SeedLifecycleStats),
-    schema.ObservationStats: Layout(schema.ObservationStats),
-    schema.EpisodeStats: Layout(schema.EpisodeStats),
-    schema.TamiyoState: Layout(
-        schema.TamiyoState,
-        flatten={
-            "infrastructure": "infrastructure_",
-            "gradient_quality": "gradient_quality_",
-            "value_function": "value_function_",
-        },
-        series=(
-            "episode_return_history",
-            "policy_loss_history",
-            "value_loss_history",
-            "grad_norm_history",
-            "entropy_history",
-            "explained_variance_history",
-            "kl_divergence_history",
-            "clip_fraction_history",
-        ),
-        json=("head_nan_latch", "head_inf_latch", "layer_gradient_health"),
-        special=("action_counts", "cumulative_action_counts", "recent_decisions"),
-    ),
-    schema.InfrastructureMetrics: Layout(schema.InfrastructureMetrics),
-    schema.GradientQualityMetrics: Layout(schema.GradientQualityMetrics),
-    schema.ValueFunctionMetrics: Layout(
-        schema.ValueFunctionMetrics, series=("value_predictions", "actual_returns", "td_errors")
-    ),
-    schema.EnvState: Layout(
-        schema.EnvState,
-        refs={
-            "seeds": "seed_sets",
-            "best_seeds": "seed_sets",
-            "reward_components": "reward_components",
-            "best_reward_components": "reward_components",
-            "counterfactual_matrix": "counterfactuals",
-            "best_counterfactual_matrix": "counterfactuals",
-            "shapley_snapshot": "shapley_snapshots",
-            "best_shapley_snapshot": "shapley_snapshots",
-        },
-        series=("reward_history", "accuracy_history", "action_history", "best_action_history"),
-        json=("blueprint_spawns", "blueprint_prunes", "blueprint_fossilized", "action_counts"),
-    ),
-    schema.SeedState: Layout(schema.SeedState),
-    schema.RewardComponents: Layout(schema.RewardComponents),
-    schema.RunConfig: Layout(schema.RunConfig, json=("entropy_anneal",)),
-    schema.CounterfactualSnapshot: Layout(
-        schema.CounterfactualSnapshot, json=("slot_ids",), special=("configs",)
-    ),
-    schema.CounterfactualConfig: Layout(schema.CounterfactualConfig, special=("seed_mask",)),
-    schema.ShapleySnapshot: Layout(schema.ShapleySnapshot, json=("slot_ids",), special=("values",)),
-    schema.ShapleyEstimate: Layout(schema.ShapleyEstimate),
-    schema.GPUStats: Layout(schema.GPUStats),
-    schema.DecisionSnapshot: Layout(
-        schema.DecisionSnapshot, json=("slot_states",), special=("alternatives",)
-    ),
-    schema.BestRunRecord: Layout(
-        schema.BestRunRecord,
-        refs={
-            "seeds": "seed_sets",
-            "reward_components": "reward_components",
-            "counterfactual_matrix": "counterfactuals",
-            "shapley_snapshot": "shapley_snapshots",
-        },
-        json=(
-            "slot_ids",
-            "action_history",
-            "reward_history",
-            "accuracy_history",
-            "blueprint_spawns",
-            "blueprint_fossilized",
-            "blueprint_prunes",
-        ),
-    ),
-    schema.EventLogEntry: Layout(schema.EventLogEntry, json=("metadata",)),
-}
-
-
-def column_plan(cls: type, prefix: str = "") -> list[tuple[str, Any, bool]]:
-    """``(column name, type, nullable)`` for every generated column of a schema class."""
-    layout = LAYOUTS[cls]
-    columns: list[tuple[str, Any, bool]] = []
-    for f in layout.scalar_fields():
-        nullable = f.spec.optional or f.spec.kind == "float"  # NaN is stored as NULL
-        columns.append((prefix + f.name, _COLUMN_TYPES[f.spec.kind], nullable))
-    for name in layout.json:
-        columns.append((prefix + name, TaggedJSON, True))
-    for name in layout.refs:
-        columns.append((f"{prefix}{name}_id", BigId, True))
-    for name in layout.series:
-        for suffix in ("_sid", "_start", "_len"):
-            columns.append(
-                (prefix + name + suffix, sa.Integer if suffix == "_len" else BigId, True)
-            )
-    for name, child_prefix in layout.flatten.items():
-        child_cls = next(f.spec.cls for f in codec.class_info(cls).fields if f.name == name)
-        columns.extend(column_plan(child_cls, prefix + child_prefix))
-    columns.append((prefix + "extra", TaggedJSON, True))
-    return columns
-
-
-def columns_of(cls: type, prefix: str = "", *, all_nullable: bool = False) -> type:
-    """A declarative mixin holding the generated columns of a schema class."""
-    namespace: dict[str, Any] = {}
-    for name, type_, nullable in column_plan(cls, prefix):
-        nullable = nullable or all_nullable
-        # Declarative reserves the attribute `metadata` (EventLogEntry has such a field).
-        attribute = name + "_" if name in ("metadata", "registry") else name
-        namespace[attribute] = mapped_column(name, type_, nullable=nullable)
-    if not prefix:
-        namespace["float_marks"] = mapped_column(sa.Text, nullable=True)
-    return type(f"{cls.__name__}Columns", (), namespace)
-
+from sanctum_store import schema
+from sanctum_store.layouts import BigId, IsoDateTime, TaggedJSON, columns_of
 
 # --------------------------------------------------------------------------------------------
 # Tables
@@ -257,6 +45,67 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# --------------------------------------------------------------------------------------------
+# Storage roles: what each table holds, declared beside it (``__role__``), collected in ROLES.
+# persist (writing) and reader (reading) are both driven by them.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Items:
+    """A child table holding a collection of its parent's tree, a row per item (by
+    ``position``): the whole tree (``field`` None) or one field of it; a dict's keys in
+    ``key_column`` (None: a list); ``pair``: items are (text, float) pairs (action,
+    probability) rather than records of the child's class."""
+
+    table: str
+    parent_column: str
+    field: str | None = None
+    key_column: str | None = None
+    pair: tuple[str, str] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    """How a keyed record is known within its run (the tree's ``field``, else a digest of the
+    ``core`` fields, or of the whole record when None) and linked from each snapshot."""
+
+    column: str
+    field: str
+    core: tuple[str, ...] | None
+    link_table: str
+    link_column: str
+
+
+ROLE_KINDS = {
+    "run": "one row per run",
+    "snapshot": "one row per snapshot",
+    "per_snapshot": "rows of one snapshot (its envs, policy state, GPUs, counts)",
+    "value": "a record stored once per run and content (digest), referenced by id",
+    "item": "a child row of a value or keyed record (see Items)",
+    "keyed": "a record stored once per run and identity, completed as it changes",
+    "link": "a snapshot's reference to a keyed record, at a position, with an overlay",
+    "series": "histories: windows over append-only points",
+    "window": "the event log: a window over the run's events",
+    "derived": "what the writer derives from the snapshots (seed lives)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Role:
+    """A table's storage role (one of :data:`ROLE_KINDS`) and what reading and writing it
+    needs: the schema class of a row, its child rows, a keyed record's key."""
+
+    kind: str
+    cls: type | None = None
+    items: Items | None = None
+    key: Key | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ROLE_KINDS:
+            raise ValueError(f"unknown storage role {self.kind!r}")
 
 
 class Base(DeclarativeBase):
@@ -272,6 +121,7 @@ class Run(columns_of(schema.RunConfig, "config_", all_nullable=True), Base):
     (``config_*``, NULL until the first snapshot)."""
 
     __tablename__ = "runs"
+    __role__ = Role("run")
     __table_args__ = (
         sa.UniqueConstraint("run_id"),
         sa.Index("ix_runs_reward_mode_group_id", "reward_mode", "group_id"),
@@ -322,6 +172,7 @@ class RunConfigRow(columns_of(schema.RunConfig), Base):
     """A RunConfig, stored once per run and content."""
 
     __tablename__ = "run_configs"
+    __role__ = Role("value", schema.RunConfig)
     __table_args__ = (sa.UniqueConstraint("run_pk", "digest"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -333,6 +184,7 @@ class Snapshot(columns_of(schema.SanctumSnapshot), Base):
     """One stored SanctumSnapshot: its scalars and those of its 1:1 records."""
 
     __tablename__ = "snapshots"
+    __role__ = Role("snapshot", schema.SanctumSnapshot)
     __table_args__ = (
         # A run's newest snapshot (captured_ts DESC, id DESC) is the first entry here: no sort.
         sa.Index("ix_snapshots_run_pk_captured_ts_id", "run_pk", "captured_ts", "id"),
@@ -359,6 +211,7 @@ class EnvStateRow(columns_of(schema.EnvState), Base):
     """One environment in one snapshot."""
 
     __tablename__ = "env_states"
+    __role__ = Role("per_snapshot", schema.EnvState)
     __table_args__ = (
         sa.UniqueConstraint("snapshot_id", "env_key"),
         sa.Index("ix_env_states_run_pk_env_key", "run_pk", "env_key"),
@@ -379,6 +232,7 @@ class TamiyoStateRow(columns_of(schema.TamiyoState), Base):
     """The policy's state in one snapshot (PPO metrics and diagnostics)."""
 
     __tablename__ = "tamiyo_states"
+    __role__ = Role("per_snapshot", schema.TamiyoState)
 
     snapshot_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
@@ -389,6 +243,7 @@ class GPUStatsRow(columns_of(schema.GPUStats), Base):
     """One GPU in one snapshot's vitals."""
 
     __tablename__ = "gpu_stats"
+    __role__ = Role("per_snapshot", schema.GPUStats)
 
     snapshot_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
@@ -401,6 +256,7 @@ class BlueprintCount(Base):
     """Cumulative per-blueprint counts of one snapshot (NULL: blueprint absent from that dict)."""
 
     __tablename__ = "blueprint_counts"
+    __role__ = Role("per_snapshot")
 
     snapshot_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
@@ -415,6 +271,7 @@ class ActionCount(Base):
     """The policy's action counts in one snapshot: scope 'batch' or 'cumulative'."""
 
     __tablename__ = "action_counts"
+    __role__ = Role("per_snapshot")
 
     snapshot_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
@@ -431,6 +288,7 @@ class RewardComponentsRow(columns_of(schema.RewardComponents), Base):
     """A reward breakdown."""
 
     __tablename__ = "reward_components"
+    __role__ = Role("value", schema.RewardComponents)
     __table_args__ = (sa.UniqueConstraint("run_pk", "digest"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -442,6 +300,7 @@ class SeedSet(Base):
     """A dict of seeds keyed by slot (an env's seeds, its best seeds, a best run's seeds)."""
 
     __tablename__ = "seed_sets"
+    __role__ = Role("value", items=Items("seed_states", "seed_set_id", key_column="slot_key"))
     __table_args__ = (sa.UniqueConstraint("run_pk", "digest"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -453,6 +312,7 @@ class SeedStateRow(columns_of(schema.SeedState), Base):
     """One seed slot of a seed set."""
 
     __tablename__ = "seed_states"
+    __role__ = Role("item", schema.SeedState)
 
     seed_set_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("seed_sets.id", ondelete="CASCADE"), primary_key=True
@@ -465,6 +325,11 @@ class CounterfactualRow(columns_of(schema.CounterfactualSnapshot), Base):
     """A counterfactual (full factorial) matrix."""
 
     __tablename__ = "counterfactuals"
+    __role__ = Role(
+        "value",
+        schema.CounterfactualSnapshot,
+        items=Items("counterfactual_configs", "counterfactual_id", field="configs"),
+    )
     __table_args__ = (sa.UniqueConstraint("run_pk", "digest"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -476,6 +341,7 @@ class CounterfactualConfigRow(columns_of(schema.CounterfactualConfig), Base):
     """One configuration of a counterfactual matrix; seed_mask as '1'/'0' per slot."""
 
     __tablename__ = "counterfactual_configs"
+    __role__ = Role("item", schema.CounterfactualConfig)
 
     counterfactual_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("counterfactuals.id", ondelete="CASCADE"), primary_key=True
@@ -488,6 +354,11 @@ class ShapleySnapshotRow(columns_of(schema.ShapleySnapshot), Base):
     """A Shapley attribution snapshot."""
 
     __tablename__ = "shapley_snapshots"
+    __role__ = Role(
+        "value",
+        schema.ShapleySnapshot,
+        items=Items("shapley_estimates", "shapley_id", field="values", key_column="slot_id"),
+    )
     __table_args__ = (sa.UniqueConstraint("run_pk", "digest"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -499,6 +370,7 @@ class ShapleyEstimateRow(columns_of(schema.ShapleyEstimate), Base):
     """One slot's Shapley estimate."""
 
     __tablename__ = "shapley_estimates"
+    __role__ = Role("item", schema.ShapleyEstimate)
 
     shapley_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("shapley_snapshots.id", ondelete="CASCADE"), primary_key=True
@@ -514,6 +386,7 @@ class Series(Base):
     """One history of a run (e.g. env 3's reward_history); its values are series_points."""
 
     __tablename__ = "series"
+    __role__ = Role("series")
     __table_args__ = (sa.UniqueConstraint("run_pk", "name"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -525,6 +398,7 @@ class SeriesPoint(Base):
     """One value of a history; a snapshot's history is a window [start, start+len)."""
 
     __tablename__ = "series_points"
+    __role__ = Role("series")
     __table_args__ = {"sqlite_with_rowid": False}
 
     series_id: Mapped[int] = mapped_column(
@@ -543,6 +417,7 @@ class Event(columns_of(schema.EventLogEntry), Base):
     """One event of a run's event log, stored once; snapshots show a window of them."""
 
     __tablename__ = "events"
+    __role__ = Role("window", schema.EventLogEntry)
     __table_args__ = (
         sa.UniqueConstraint("run_pk", "seq"),
         sa.Index("ix_events_run_pk_event_type", "run_pk", "event_type"),
@@ -560,6 +435,23 @@ class Decision(columns_of(schema.DecisionSnapshot), Base):
     """One Tamiyo decision, stored once per run and decision key, completed as outcomes arrive."""
 
     __tablename__ = "decisions"
+    __role__ = Role(
+        "keyed",
+        schema.DecisionSnapshot,
+        items=Items(
+            "decision_alternatives",
+            "decision_pk",
+            field="alternatives",
+            pair=("action", "probability"),
+        ),
+        key=Key(
+            "decision_key",
+            "decision_id",
+            ("timestamp", "env_id", "epoch", "batch", "chosen_action", "chosen_slot"),
+            "snapshot_decisions",
+            "decision_pk",
+        ),
+    )
     __table_args__ = (
         sa.UniqueConstraint("run_pk", "decision_key"),
         sa.Index("ix_decisions_run_pk_batch", "run_pk", "batch"),
@@ -574,6 +466,7 @@ class DecisionAlternative(Base):
     """An alternative action the policy weighed for a decision."""
 
     __tablename__ = "decision_alternatives"
+    __role__ = Role("item")
 
     decision_pk: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("decisions.id", ondelete="CASCADE"), primary_key=True
@@ -592,6 +485,7 @@ class SnapshotDecision(Base):
     """
 
     __tablename__ = "snapshot_decisions"
+    __role__ = Role("link")
 
     snapshot_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
@@ -607,6 +501,11 @@ class BestRun(columns_of(schema.BestRunRecord), Base):
     """A best-run record (leaderboard entry), stored once per run and record key."""
 
     __tablename__ = "best_runs"
+    __role__ = Role(
+        "keyed",
+        schema.BestRunRecord,
+        key=Key("record_key", "record_id", None, "snapshot_best_runs", "best_run_pk"),
+    )
     __table_args__ = (
         sa.UniqueConstraint("run_pk", "record_key"),
         sa.Index("ix_best_runs_peak_accuracy", "peak_accuracy"),
@@ -621,6 +520,7 @@ class SnapshotBestRun(Base):
     """A best-run record shown in a snapshot's best_runs, at a position (overlay as above)."""
 
     __tablename__ = "snapshot_best_runs"
+    __role__ = Role("link")
 
     snapshot_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
@@ -651,6 +551,7 @@ class SeedLife(Base):
     """
 
     __tablename__ = "seed_lives"
+    __role__ = Role("derived")
     __table_args__ = {"sqlite_with_rowid": False}
 
     run_pk: Mapped[int] = _run_key()
@@ -673,6 +574,7 @@ class SeedVisit(Base):
     """A stage a seed was seen to leave: its last observation in that stage (time_in_stage)."""
 
     __tablename__ = "seed_visits"
+    __role__ = Role("derived")
     __table_args__ = {"sqlite_with_rowid": False}
 
     run_pk: Mapped[int] = _run_key()
@@ -689,6 +591,7 @@ class SeedBatch(Base):
     """A (run, batch) whose seeds are in seed_lives, derived from ``snapshots`` snapshots."""
 
     __tablename__ = "seed_batches"
+    __role__ = Role("derived")
     __table_args__ = {"sqlite_with_rowid": False}
 
     run_pk: Mapped[int] = _run_key()
@@ -696,11 +599,15 @@ class SeedBatch(Base):
     snapshots: Mapped[int] = mapped_column(sa.Integer)
 
 
-#: Value-record tables by name, as used in Layout.refs.
-VALUE_TABLES: dict[str, sa.Table] = {
-    "reward_components": RewardComponentsRow.__table__,
-    "run_configs": RunConfigRow.__table__,
-    "seed_sets": SeedSet.__table__,
-    "counterfactuals": CounterfactualRow.__table__,
-    "shapley_snapshots": ShapleySnapshotRow.__table__,
+#: Every table by name.
+TABLES: dict[str, sa.Table] = Base.metadata.tables  # type: ignore[assignment]
+
+#: Every table's storage role, by table name.
+ROLES: dict[str, Role] = {
+    mapper.local_table.name: mapper.class_.__role__ for mapper in Base.registry.mappers
 }
+
+
+def tables_of(kind: str) -> list[str]:
+    """The tables of one storage role, in dependency order."""
+    return [t.name for t in Base.metadata.sorted_tables if ROLES[t.name].kind == kind]

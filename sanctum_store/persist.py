@@ -20,11 +20,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sanctum_store import codec, models, rows, schema, summary
+from sanctum_store import codec, models, reader, rows, schema, summary
 from sanctum_store.errors import SnapshotInvalid
-from sanctum_store.models import LAYOUTS
+from sanctum_store.layouts import LAYOUTS
+from sanctum_store.models import ROLES, TABLES
 
-T = {t.name: t for t in models.Base.metadata.sorted_tables}
 WRITER = f"{socket.gethostname()}:{os.getpid()}"
 
 _CACHE_LIMIT = 20_000
@@ -32,8 +32,8 @@ _CACHE_LIMIT = 20_000
 # A run's outcomes (sanctum_store.summary), recomputed with every batch: built once.
 _PICKS = summary.picks()
 _OUTCOMES = (
-    sa.update(T["runs"])
-    .where(T["runs"].c.id == sa.bindparam("run_pk"))
+    sa.update(TABLES["runs"])
+    .where(TABLES["runs"].c.id == sa.bindparam("run_pk"))
     .values(**summary.outcomes())
 )
 
@@ -154,7 +154,7 @@ class Persister:
     def run_state(self, conn: Connection, run_id: str, seen_at: datetime | None = None) -> RunState:
         state = self.runs.get(run_id)
         if state is None:
-            runs = T["runs"]
+            runs = TABLES["runs"]
             pk = conn.execute(sa.select(runs.c.id).where(runs.c.run_id == run_id)).scalar()
             if pk is None:
                 now = rows.to_utc(seen_at) if seen_at else rows.utcnow()
@@ -183,7 +183,7 @@ class Persister:
     ) -> None:
         """Update the run row from its newest snapshot (labels, config, heartbeat, counts) and
         recompute the run's outcomes from what it now stores (a few index seeks)."""
-        runs = T["runs"]
+        runs = TABLES["runs"]
         now = rows.to_utc(seen_at) if seen_at else rows.utcnow()
         values = {
             "task_name": tree["task_name"],
@@ -214,7 +214,7 @@ class Persister:
     ) -> tuple[int, bool]:
         """Store one snapshot tree; returns (snapshot id, whether it was new)."""
         state = self.run_state(conn, run_id, seen_at)
-        snapshots = T["snapshots"]
+        snapshots = TABLES["snapshots"]
         # A snapshot's identity within its run: when it was captured, or else its content.
         dedup_key = tree["captured_at"] or "digest:" + rows.digest(tree)
         if dedup_key is not None:
@@ -245,7 +245,7 @@ class Persister:
         self.add_links(conn, state, snapshot_id, "decisions", tree["tamiyo"]["recent_decisions"])
         self.add_links(conn, state, snapshot_id, "best_runs", tree["best_runs"])
         if pending.points:
-            insert_rows(conn, T["series_points"], pending.points)
+            insert_rows(conn, TABLES["series_points"], pending.points)
         self._note_batch(conn, state, tree["current_batch"])
         return snapshot_id, True
 
@@ -253,7 +253,7 @@ class Persister:
         """Keep the run's running batch; a snapshot of another batch means seeds to derive
         (see :func:`summary.refresh_seeds`)."""
         if state.newest_batch is None:  # a new or resumed run: what it holds decides
-            snapshots = T["snapshots"]
+            snapshots = TABLES["snapshots"]
             newest = sa.select(sa.func.max(snapshots.c.current_batch)).where(
                 snapshots.c.run_pk == state.run_pk
             )
@@ -271,7 +271,7 @@ class Persister:
                 gpu_row = rows.to_row(schema.GPUStats, gpu)
                 gpu_row.update(snapshot_id=snapshot_id, device_key=key, position=position)
                 gpu_rows.append(gpu_row)
-            insert_rows(conn, T["gpu_stats"], gpu_rows)
+            insert_rows(conn, TABLES["gpu_stats"], gpu_rows)
         counts: dict[str, dict] = {}
         for column, name in (
             ("spawns", "cumulative_blueprint_spawns"),
@@ -291,7 +291,7 @@ class Persister:
                 )
                 entry[column] = count
         if counts:
-            insert_rows(conn, T["blueprint_counts"], list(counts.values()))
+            insert_rows(conn, TABLES["blueprint_counts"], list(counts.values()))
 
     def add_tamiyo(
         self, conn: Connection, state: RunState, pending: _Pending, snapshot_id: int, tamiyo: dict
@@ -299,7 +299,7 @@ class Persister:
         row = rows.to_row(schema.TamiyoState, tamiyo)
         row["snapshot_id"] = snapshot_id
         self.add_series(conn, state, pending, row, schema.TamiyoState, tamiyo, "", "tamiyo.")
-        insert_rows(conn, T["tamiyo_states"], [row])
+        insert_rows(conn, TABLES["tamiyo_states"], [row])
         counts = [
             {"snapshot_id": snapshot_id, "scope": scope, "action": action, "count": count}
             for scope, name in (
@@ -309,7 +309,7 @@ class Persister:
             for action, count in tamiyo[name].items()
         ]
         if counts:
-            insert_rows(conn, T["action_counts"], counts)
+            insert_rows(conn, TABLES["action_counts"], counts)
 
     def add_envs(
         self, conn: Connection, state: RunState, pending: _Pending, snapshot_id: int, envs: dict
@@ -326,7 +326,7 @@ class Persister:
             [(row, schema.EnvState, env) for row, env in zip(env_rows, envs.values(), strict=True)],
         )
         if env_rows:
-            insert_rows(conn, T["env_states"], env_rows)
+            insert_rows(conn, TABLES["env_states"], env_rows)
 
     def add_refs(self, conn: Connection, state: RunState, row: dict, cls: type, tree: dict) -> None:
         self.add_refs_bulk(conn, state, [(row, cls, tree)])
@@ -367,7 +367,7 @@ class Persister:
             else:
                 missing.setdefault(key[0], {})[key[1]] = tree
         for table_name, trees in missing.items():
-            table = T[table_name]
+            table = TABLES[table_name]
             found: dict[str, int] = {}
             digests = list(trees)
             for i in range(0, len(digests), 500):
@@ -386,11 +386,10 @@ class Persister:
     def _insert_values(
         self, conn: Connection, state: RunState, table_name: str, new: dict[str, Any]
     ) -> dict[str, int]:
-        table = T[table_name]
-        cls = VALUE_CLASSES.get(table_name)
+        table, role = TABLES[table_name], ROLES[table_name]
         value_rows = []
         for digest, tree in new.items():
-            row = rows.to_row(cls, tree) if cls is not None else {}
+            row = rows.to_row(role.cls, tree) if role.cls is not None else {}
             row.update(run_pk=state.run_pk, digest=digest)
             value_rows.append(row)
         insert_rows(conn, table, value_rows)
@@ -401,31 +400,20 @@ class Persister:
                 table.c.run_pk == state.run_pk, table.c.digest.in_(digests[i : i + 500])
             )
             ids.update({digest: pk for digest, pk in conn.execute(query)})
-        children: list[dict] = []
-        for digest, tree in new.items():
-            pk = ids[digest]
-            if table_name == "seed_sets":
-                for position, (slot_key, seed) in enumerate(tree.items()):
-                    child = rows.to_row(schema.SeedState, seed)
-                    child.update(seed_set_id=pk, position=position, slot_key=slot_key)
-                    children.append(child)
-            elif table_name == "counterfactuals":
-                for position, config in enumerate(tree["configs"]):
-                    child = rows.to_row(schema.CounterfactualConfig, config)
-                    child.update(
-                        counterfactual_id=pk,
-                        position=position,
-                        seed_mask=rows.mask_to_text(config["seed_mask"]),
-                    )
-                    children.append(child)
-            elif table_name == "shapley_snapshots":
-                for position, (slot_id, estimate) in enumerate(tree["values"].items()):
-                    child = rows.to_row(schema.ShapleyEstimate, estimate)
-                    child.update(shapley_id=pk, position=position, slot_id=slot_id)
-                    children.append(child)
-        if children:
-            insert_rows(conn, T[VALUE_CHILDREN[table_name]], children)
+        if role.items is not None:
+            self._insert_items(conn, role.items, [(ids[d], tree) for d, tree in new.items()])
         return ids
+
+    @staticmethod
+    def _insert_items(conn: Connection, items: models.Items, parents: list[tuple[int, Any]]):
+        """The child rows of records just stored (see models.Items)."""
+        children = []
+        for pk, tree in parents:
+            for row in rows.item_rows(items, tree):
+                row[items.parent_column] = pk
+                children.append(row)
+        if children:
+            insert_rows(conn, TABLES[items.table], children)
 
     # ----------------------------------------------------------------------------------------
     # Histories: windows over append-only series
@@ -470,7 +458,7 @@ class Persister:
         keys = [rows.float_key(v) for v in values]
         previous = state.windows.get(sid)
         if previous is None:
-            points = T["series_points"]
+            points = TABLES["series_points"]
             last = conn.execute(
                 sa.select(sa.func.max(points.c.seq)).where(points.c.series_id == sid)
             ).scalar()
@@ -489,7 +477,7 @@ class Persister:
         return sid, start, len(values)
 
     def _series_id(self, conn: Connection, state: RunState, name: str) -> int:
-        series = T["series"]
+        series = TABLES["series"]
         where = (series.c.run_pk == state.run_pk) & (series.c.name == name)
         sid = conn.execute(sa.select(series.c.id).where(where)).scalar()
         if sid is None:
@@ -510,7 +498,7 @@ class Persister:
         keys = [_event_key(event) for event in events]
         previous = state.events
         if previous is None:
-            table = T["events"]
+            table = TABLES["events"]
             last = conn.execute(
                 sa.select(sa.func.max(table.c.seq)).where(table.c.run_pk == state.run_pk)
             ).scalar()
@@ -526,7 +514,7 @@ class Persister:
             event_row.update(run_pk=state.run_pk, seq=end + offset, event_uuid=packed)
             new_rows.append(event_row)
         if new_rows:
-            insert_rows(conn, T["events"], new_rows)
+            insert_rows(conn, TABLES["events"], new_rows)
         times = stored_times + [event["relative_time"] for event in events[shared:]]
         overrides = {
             str(position): {"relative_time": event["relative_time"]}
@@ -545,18 +533,19 @@ class Persister:
     # ----------------------------------------------------------------------------------------
 
     def add_links(
-        self, conn: Connection, state: RunState, snapshot_id: int, kind: str, items: list
+        self, conn: Connection, state: RunState, snapshot_id: int, table_name: str, items: list
     ) -> None:
+        """Link a snapshot to the keyed records it shows (``decisions``, ``best_runs``)."""
         if not items:
             return
-        spec = KEYED[kind]
+        role = ROLES[table_name]
         placed, latest = [], {}
         for item in items:
-            key = spec.key(item)
-            pk, canonical = self._keyed(conn, state, kind, key, item)
+            key = rows.record_key(role.key, item)
+            pk, canonical = self._keyed(conn, state, table_name, key, item)
             if repr(canonical) != repr(item):
                 # The newest version becomes the row; older links keep theirs as overlays.
-                self._replace(conn, state, kind, key, pk, canonical, item)
+                self._replace(conn, state, table_name, key, pk, canonical, item)
                 canonical = item
             latest[key] = canonical
             placed.append((key, pk, item))
@@ -564,87 +553,74 @@ class Persister:
             {
                 "snapshot_id": snapshot_id,
                 "position": position,
-                spec.link_fk: pk,
-                "overlay": make_overlay(spec.cls, latest[key], item),
+                role.key.link_column: pk,
+                "overlay": rows.make_overlay(role.cls, latest[key], item),
             }
             for position, (key, pk, item) in enumerate(placed)
         ]
-        insert_rows(conn, T[spec.link_table], links)
+        insert_rows(conn, TABLES[role.key.link_table], links)
 
-    def _keyed(self, conn: Connection, state: RunState, kind: str, key: str, item: dict):
-        cached = state.keyed.get_touch((kind, key))
+    def _keyed(self, conn: Connection, state: RunState, table_name: str, key: str, item: dict):
+        cached = state.keyed.get_touch((table_name, key))
         if cached is not None:
             return cached
-        spec = KEYED[kind]
-        table = T[kind]
+        table, role = TABLES[table_name], ROLES[table_name]
         found = (
             conn.execute(
                 sa.select(table).where(
-                    table.c.run_pk == state.run_pk, table.c[spec.key_column] == key
+                    table.c.run_pk == state.run_pk, table.c[role.key.column] == key
                 )
             )
             .mappings()
             .first()
         )
         if found is not None:
-            from sanctum_store import reader  # reader imports persist's tables; avoid a cycle
-
-            canonical = reader.keyed_tree(conn, kind, found)
-            entry = (found["id"], canonical)
+            entry = (found["id"], reader.keyed_tree(conn, table_name, found))
         else:
-            row = self._keyed_row(conn, state, kind, item)
-            row.update(run_pk=state.run_pk, **{spec.key_column: key})
+            row = self._keyed_row(conn, state, role.cls, item)
+            row.update(run_pk=state.run_pk, **{role.key.column: key})
             pk = conn.execute(sa.insert(table).returning(table.c.id), row).scalar_one()
-            self._keyed_children(conn, kind, pk, item)
+            if role.items is not None:
+                self._insert_items(conn, role.items, [(pk, item)])
             entry = (pk, item)
-        state.keyed.put((kind, key), entry)
+        state.keyed.put((table_name, key), entry)
         return entry
 
-    def _keyed_row(self, conn: Connection, state: RunState, kind: str, item: dict) -> dict:
-        cls = KEYED[kind].cls
+    def _keyed_row(self, conn: Connection, state: RunState, cls: type, item: dict) -> dict:
         row = rows.to_row(cls, item)
         self.add_refs(conn, state, row, cls, item)
         return row
 
-    def _keyed_children(self, conn: Connection, kind: str, pk: int, item: dict) -> None:
-        if kind == "decisions" and item["alternatives"]:
-            conn.execute(
-                sa.insert(T["decision_alternatives"]),
-                [
-                    {
-                        "decision_pk": pk,
-                        "position": i,
-                        "action": action,
-                        "probability": rows.store_float(probability, "probability", False, marks),
-                        "float_marks": ",".join(marks) or None,
-                    }
-                    for i, (action, probability) in enumerate(item["alternatives"])
-                    for marks in ([],)
-                ],
-            )
-
     def _replace(
-        self, conn: Connection, state: RunState, kind: str, key: str, pk: int, old: dict, new: dict
+        self,
+        conn: Connection,
+        state: RunState,
+        table_name: str,
+        key: str,
+        pk: int,
+        old: dict,
+        new: dict,
     ) -> None:
-        spec = KEYED[kind]
-        table, links = T[kind], T[spec.link_table]
-        before = self._keyed_row(conn, state, kind, old)
-        after = self._keyed_row(conn, state, kind, new)
+        table, role = TABLES[table_name], ROLES[table_name]
+        links = TABLES[role.key.link_table]
+        before = self._keyed_row(conn, state, role.cls, old)
+        after = self._keyed_row(conn, state, role.cls, new)
         # Usually a completed outcome: touch only the columns that changed.
         changed = {k: v for k, v in after.items() if repr(v) != repr(before.get(k))}
         if changed:
             conn.execute(sa.update(table).where(table.c.id == pk).values(changed))
-        if kind == "decisions" and repr(old["alternatives"]) != repr(new["alternatives"]):
-            alternatives = T["decision_alternatives"]
-            conn.execute(sa.delete(alternatives).where(alternatives.c.decision_pk == pk))
-            self._keyed_children(conn, kind, pk, new)
-        fk = links.c[spec.link_fk]
+        items = role.items
+        if items is not None and repr(old[items.field]) != repr(new[items.field]):
+            children = TABLES[items.table]
+            conn.execute(sa.delete(children).where(children.c[items.parent_column] == pk))
+            self._insert_items(conn, items, [(pk, new)])
+        fk = links.c[role.key.link_column]
         query = sa.select(links.c.snapshot_id, links.c.position, links.c.overlay).where(fk == pk)
         updates = [
             {
                 "s": snapshot_id,
                 "p": position,
-                "o": make_overlay(spec.cls, new, apply_overlay(spec.cls, old, overlay)),
+                "o": rows.make_overlay(role.cls, new, rows.apply_overlay(role.cls, old, overlay)),
             }
             for snapshot_id, position, overlay in conn.execute(query)
         ]
@@ -657,85 +633,7 @@ class Persister:
                 .values(overlay=sa.bindparam("o")),
                 updates,
             )
-        state.keyed.put((kind, key), (pk, new))
-
-
-@dataclass(frozen=True)
-class _KeyedSpec:
-    cls: type
-    key_column: str
-    link_table: str
-    link_fk: str
-
-    def key(self, item: dict) -> str:
-        if self.cls is schema.DecisionSnapshot:
-            if item["decision_id"]:
-                return item["decision_id"]
-            core = (
-                item["timestamp"],
-                item["env_id"],
-                item["epoch"],
-                item["batch"],
-                item["chosen_action"],
-                item["chosen_slot"],
-            )
-            return "digest:" + rows.digest(core)
-        if item["record_id"]:
-            return item["record_id"]
-        return "digest:" + rows.digest(item)
-
-
-KEYED = {
-    "decisions": _KeyedSpec(
-        schema.DecisionSnapshot, "decision_key", "snapshot_decisions", "decision_pk"
-    ),
-    "best_runs": _KeyedSpec(
-        schema.BestRunRecord, "record_key", "snapshot_best_runs", "best_run_pk"
-    ),
-}
-
-VALUE_CHILDREN = {
-    "seed_sets": "seed_states",
-    "counterfactuals": "counterfactual_configs",
-    "shapley_snapshots": "shapley_estimates",
-}
-
-VALUE_CLASSES = {
-    "reward_components": schema.RewardComponents,
-    "run_configs": schema.RunConfig,
-    "counterfactuals": schema.CounterfactualSnapshot,
-    "shapley_snapshots": schema.ShapleySnapshot,
-}
-
-
-def make_overlay(cls: type, canonical: dict, version: dict) -> dict | None:
-    """The fields of ``version`` that differ from ``canonical``, in JSON form."""
-    if version is canonical:
-        return None
-    overlay = {}
-    for f in codec.class_info(cls).fields:
-        if repr(canonical[f.name]) != repr(version[f.name]):
-            overlay[f.name] = codec._json(f.spec, version[f.name])
-    if repr(canonical.get(codec.EXTRA)) != repr(version.get(codec.EXTRA)):
-        overlay[codec.EXTRA] = version.get(codec.EXTRA)
-    return overlay or None
-
-
-def apply_overlay(cls: type, canonical: dict, overlay: dict | None) -> dict:
-    """The version a link stands for: the canonical tree with the overlay's fields."""
-    if not overlay:
-        return canonical
-    version = dict(canonical)
-    specs = {f.name: f.spec for f in codec.class_info(cls).fields}
-    for name, value in overlay.items():
-        if name == codec.EXTRA:
-            if value is None:
-                version.pop(codec.EXTRA, None)
-            else:
-                version[codec.EXTRA] = value
-        else:
-            version[name] = codec._convert(specs[name], value)
-    return version
+        state.keyed.put((table_name, key), (pk, new))
 
 
 def _event_key(event: dict) -> str:

@@ -9,9 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sanctum_store import codec, rows, schema
-from sanctum_store.models import LAYOUTS
-from sanctum_store.persist import KEYED, VALUE_CLASSES, T, apply_overlay
+from sanctum_store import codec, models, rows, schema
+from sanctum_store.layouts import LAYOUTS
+from sanctum_store.models import ROLES, TABLES, tables_of
 
 _CHUNK = 500
 
@@ -52,14 +52,12 @@ class _Fetch:
 
     def run(self) -> None:
         self._fetch_points()
-        for table in ("reward_components", "run_configs", "counterfactuals", "shapley_snapshots"):
+        for table in tables_of("value"):
             ids = sorted(self.wanted.get(table, ()))
             self.values[table] = self._fetch_values(table, ids) if ids else {}
-        ids = sorted(self.wanted.get("seed_sets", ()))
-        self.values["seed_sets"] = self._fetch_seed_sets(ids) if ids else {}
 
     def _fetch_points(self) -> None:
-        points = T["series_points"]
+        points = TABLES["series_points"]
         windows = sorted(self.windows)
         for chunk in _chunks(windows, 300):
             condition = sa.or_(
@@ -76,46 +74,20 @@ class _Fetch:
             for sid, seq, num, txt in self.conn.execute(query.where(condition)):
                 self.points[sid][seq] = (num, txt)
 
-    def _children(self, table_name: str, parent: str, ids: list[int]) -> Iterable[Mapping]:
-        """Rows of a child table for these parents, in parent and position order."""
-        table = T[table_name]
-        for chunk in _chunks(ids):
-            query = (
-                sa.select(table)
-                .where(table.c[parent].in_(chunk))
-                .order_by(table.c[parent], table.c.position)
-            )
-            yield from self.conn.execute(query).mappings()
-
     def _fetch_values(self, table_name: str, ids: list[int]) -> dict[int, Any]:
-        table = T[table_name]
-        cls = VALUE_CLASSES[table_name]
+        table, role = TABLES[table_name], ROLES[table_name]
         found: dict[int, Any] = {}
-        for chunk in _chunks(ids):
-            for row in self.conn.execute(sa.select(table).where(table.c.id.in_(chunk))).mappings():
-                tree = rows.from_row(cls, row)
-                if table_name == "counterfactuals":
-                    tree["configs"] = []
-                elif table_name == "shapley_snapshots":
-                    tree["values"] = {}
-                found[row["id"]] = _ordered(cls, tree)
-        if table_name == "counterfactuals":
-            for row in self._children("counterfactual_configs", "counterfactual_id", ids):
-                config = rows.from_row(schema.CounterfactualConfig, row)
-                config["seed_mask"] = rows.text_to_mask(row["seed_mask"])
-                found[row["counterfactual_id"]]["configs"].append(
-                    _ordered(schema.CounterfactualConfig, config)
-                )
-        elif table_name == "shapley_snapshots":
-            for row in self._children("shapley_estimates", "shapley_id", ids):
-                estimate = rows.from_row(schema.ShapleyEstimate, row)
-                found[row["shapley_id"]]["values"][row["slot_id"]] = estimate
-        return found
-
-    def _fetch_seed_sets(self, ids: list[int]) -> dict[int, dict]:
-        found: dict[int, dict] = {pk: {} for pk in ids}
-        for row in self._children("seed_states", "seed_set_id", ids):
-            found[row["seed_set_id"]][row["slot_key"]] = rows.from_row(schema.SeedState, row)
+        if role.cls is not None:
+            for chunk in _chunks(ids):
+                query = sa.select(table).where(table.c.id.in_(chunk))
+                for row in self.conn.execute(query).mappings():
+                    found[row["id"]] = rows.from_row(role.cls, row)
+        if role.items is not None:
+            for pk, collection in items_of(self.conn, role.items, ids).items():
+                if role.items.field is None:
+                    found[pk] = collection
+                else:
+                    found[pk][role.items.field] = collection
         return found
 
     # -- filling ------------------------------------------------------------------------------
@@ -158,17 +130,11 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _ordered(cls: type, tree: dict) -> dict:
-    """Fields in schema order (nicer JSON output; equality does not depend on it)."""
-    out = {f.name: tree[f.name] for f in codec.class_info(cls).fields}
-    if codec.EXTRA in tree:
-        out[codec.EXTRA] = tree[codec.EXTRA]
-    return out
-
-
 def load_tree(conn: Connection, snapshot_id: int) -> dict:
     """The tree of one stored snapshot."""
-    snap = conn.execute(sa.select(T["snapshots"]).where(T["snapshots"].c.id == snapshot_id))
+    snap = conn.execute(
+        sa.select(TABLES["snapshots"]).where(TABLES["snapshots"].c.id == snapshot_id)
+    )
     snap = snap.mappings().one()
     fetch = _Fetch(conn)
     fetch.want_refs(schema.SanctumSnapshot, snap)
@@ -176,14 +142,16 @@ def load_tree(conn: Connection, snapshot_id: int) -> dict:
 
     tamiyo_row = (
         conn.execute(
-            sa.select(T["tamiyo_states"]).where(T["tamiyo_states"].c.snapshot_id == snapshot_id)
+            sa.select(TABLES["tamiyo_states"]).where(
+                TABLES["tamiyo_states"].c.snapshot_id == snapshot_id
+            )
         )
         .mappings()
         .one()
     )
     fetch.want_series(schema.TamiyoState, tamiyo_row)
 
-    env_table = T["env_states"]
+    env_table = TABLES["env_states"]
     env_rows = (
         conn.execute(
             sa.select(env_table)
@@ -205,80 +173,72 @@ def load_tree(conn: Connection, snapshot_id: int) -> dict:
 
     tree = rows.from_row(schema.SanctumSnapshot, snap)
     fetch.fill(schema.SanctumSnapshot, tree, snap)
-
     tree["vitals"]["gpu_stats"] = _gpu_stats(conn, snapshot_id)
-    tree["vitals"] = _ordered(schema.SystemVitals, tree["vitals"])
     _blueprint_counts(conn, snapshot_id, tree)
 
-    tamiyo = rows.from_row(schema.TamiyoState, tamiyo_row)
+    tamiyo = tree["tamiyo"] = rows.from_row(schema.TamiyoState, tamiyo_row)
     fetch.fill(schema.TamiyoState, tamiyo, tamiyo_row)
     _action_counts(conn, snapshot_id, tamiyo)
     tamiyo["recent_decisions"] = [
-        apply_overlay(schema.DecisionSnapshot, keyed_tree(conn, "decisions", row), overlay)
+        rows.apply_overlay(schema.DecisionSnapshot, keyed_tree(conn, "decisions", row), overlay)
         for row, overlay in decisions
     ]
-    for name in ("infrastructure", "gradient_quality", "value_function"):
-        tamiyo[name] = _ordered(_child_cls(schema.TamiyoState, name), tamiyo[name])
-    tree["tamiyo"] = _ordered(schema.TamiyoState, tamiyo)
 
-    envs = {}
+    tree["envs"] = {}
     for env_row in env_rows:
-        env = rows.from_row(schema.EnvState, env_row)
+        env = tree["envs"][int(env_row["env_key"])] = rows.from_row(schema.EnvState, env_row)
         fetch.fill(schema.EnvState, env, env_row)
-        envs[int(env_row["env_key"])] = _ordered(schema.EnvState, env)
-    tree["envs"] = envs
 
     tree["event_log"] = _events(conn, snap)
-    records = []
+    tree["best_runs"] = []
     for best_row, overlay in best_runs:
         record = rows.from_row(schema.BestRunRecord, best_row)
         fetch.fill(schema.BestRunRecord, record, best_row)
-        records.append(
-            apply_overlay(schema.BestRunRecord, _ordered(schema.BestRunRecord, record), overlay)
-        )
-    tree["best_runs"] = records
-    for name in ("seed_lifecycle", "observation_stats", "episode_stats"):
-        tree[name] = _ordered(_child_cls(schema.SanctumSnapshot, name), tree[name])
-    return _ordered(schema.SanctumSnapshot, tree)
+        tree["best_runs"].append(rows.apply_overlay(schema.BestRunRecord, record, overlay))
+    return tree
 
 
-def _linked(conn: Connection, kind: str, snapshot_id: int) -> list[tuple[Mapping, Any]]:
-    spec = KEYED[kind]
-    table, links = T[kind], T[spec.link_table]
+def items_of(conn: Connection, items: models.Items, ids: list[int]) -> dict[int, Any]:
+    """The collections that child rows hold (see models.Items), per parent id (every id: an
+    empty collection when it has no rows)."""
+    table = TABLES[items.table]
+    parent = table.c[items.parent_column]
+    by_parent: dict[int, list] = {pk: [] for pk in ids}
+    for chunk in _chunks(ids):
+        query = sa.select(table).where(parent.in_(chunk)).order_by(parent, table.c.position)
+        for row in conn.execute(query).mappings():
+            by_parent[row[items.parent_column]].append(row)
+    return {pk: rows.items_from_rows(items, found) for pk, found in by_parent.items()}
+
+
+def _linked(conn: Connection, table_name: str, snapshot_id: int) -> list[tuple[Mapping, Any]]:
+    key = ROLES[table_name].key
+    table, links = TABLES[table_name], TABLES[key.link_table]
     query = (
         sa.select(table, links.c.overlay)
-        .join(links, links.c[spec.link_fk] == table.c.id)
+        .join(links, links.c[key.link_column] == table.c.id)
         .where(links.c.snapshot_id == snapshot_id)
         .order_by(links.c.position)
     )
     return [(row, row["overlay"]) for row in conn.execute(query).mappings().all()]
 
 
-def keyed_tree(conn: Connection, kind: str, row: Mapping) -> dict:
-    """The canonical tree of a decision or best-run row."""
-    cls = KEYED[kind].cls
-    tree = rows.from_row(cls, row)
-    if kind == "decisions":
-        alternatives = T["decision_alternatives"]
-        query = (
-            sa.select(alternatives.c.action, alternatives.c.probability, alternatives.c.float_marks)
-            .where(alternatives.c.decision_pk == row["id"])
-            .order_by(alternatives.c.position)
-        )
-        tree["alternatives"] = [
-            (action, rows.load_float(probability, "probability", False, rows.parse_marks(marks)))
-            for action, probability, marks in conn.execute(query)
-        ]
-    else:
+def keyed_tree(conn: Connection, table_name: str, row: Mapping) -> dict:
+    """The canonical tree of a keyed record's row (a decision, a best-run record)."""
+    role = ROLES[table_name]
+    tree = rows.from_row(role.cls, row)
+    if role.items is not None:
+        tree[role.items.field] = items_of(conn, role.items, [row["id"]])[row["id"]]
+    if LAYOUTS[role.cls].refs:
         fetch = _Fetch(conn)
-        fetch.want_refs(cls, row)
+        fetch.want_refs(role.cls, row)
         fetch.run()
-        fetch.fill(cls, tree, row)
-    return _ordered(cls, tree)
+        fetch.fill(role.cls, tree, row)
+    return tree
 
 
 def _gpu_stats(conn: Connection, snapshot_id: int) -> dict[int, dict]:
-    table = T["gpu_stats"]
+    table = TABLES["gpu_stats"]
     query = sa.select(table).where(table.c.snapshot_id == snapshot_id).order_by(table.c.position)
     return {
         int(row["device_key"]): rows.from_row(schema.GPUStats, row)
@@ -287,7 +247,7 @@ def _gpu_stats(conn: Connection, snapshot_id: int) -> dict[int, dict]:
 
 
 def _blueprint_counts(conn: Connection, snapshot_id: int, tree: dict) -> None:
-    table = T["blueprint_counts"]
+    table = TABLES["blueprint_counts"]
     names = {
         "spawns": "cumulative_blueprint_spawns",
         "fossilized": "cumulative_blueprint_fossilized",
@@ -302,7 +262,7 @@ def _blueprint_counts(conn: Connection, snapshot_id: int, tree: dict) -> None:
 
 
 def _action_counts(conn: Connection, snapshot_id: int, tamiyo: dict) -> None:
-    table = T["action_counts"]
+    table = TABLES["action_counts"]
     tamiyo["action_counts"], tamiyo["cumulative_action_counts"] = {}, {}
     for row in conn.execute(sa.select(table).where(table.c.snapshot_id == snapshot_id)).mappings():
         target = "action_counts" if row["scope"] == "batch" else "cumulative_action_counts"
@@ -313,7 +273,7 @@ def _events(conn: Connection, snap: Mapping) -> list[dict]:
     length = snap["event_log_len"]
     if not length:
         return []
-    table = T["events"]
+    table = TABLES["events"]
     start = snap["event_log_start"]
     query = (
         sa.select(table)
@@ -324,7 +284,7 @@ def _events(conn: Connection, snap: Mapping) -> list[dict]:
     for row in conn.execute(query).mappings():
         event = rows.from_row(schema.EventLogEntry, row)
         event["metadata"] = rows.unpack_event_id(event["metadata"], row["event_uuid"])
-        events.append(_ordered(schema.EventLogEntry, event))
+        events.append(event)
     for position, override in (snap["event_overrides"] or {}).items():
         events[int(position)].update(override)
     return events

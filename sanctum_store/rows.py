@@ -1,4 +1,4 @@
-"""Tree nodes ⇄ table rows, following each class's :class:`~sanctum_store.models.Layout`, and
+"""Tree nodes ⇄ table rows, following each class's :class:`~sanctum_store.layouts.Layout`, and
 the storage forms of values (floats, times, event ids, masks).
 
 Pure functions, no database: :mod:`sanctum_store.persist` and :mod:`sanctum_store.reader`
@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sanctum_store import codec
-from sanctum_store.models import LAYOUTS
+from sanctum_store.layouts import LAYOUTS
+from sanctum_store.models import ROLES, Items, Key
 
 
 def _plan(cls: type, prefix: str):
@@ -31,7 +32,9 @@ def _plan(cls: type, prefix: str):
         flattened = tuple(
             (name, info[name].spec.cls, prefix + child) for name, child in layout.flatten.items()
         )
-        plan = (scalars, json_fields, flattened, prefix + "extra")
+        masks = tuple((name, prefix + name) for name in layout.masks)
+        order = tuple(info)  # a tree's keys in schema order, whoever fills them
+        plan = (scalars, json_fields, flattened, masks, prefix + "extra", order)
         _PLANS[(cls, prefix)] = plan
     return plan
 
@@ -77,7 +80,7 @@ def to_row(cls: type, tree: Mapping, prefix: str = "", out: dict | None = None, 
         out = {}
     if marks is None:
         marks = []  # a caller filling its own row (runs' config_*) keeps no marks
-    scalars, json_fields, flattened, extra_column = _plan(cls, prefix)
+    scalars, json_fields, flattened, masks, extra_column, _ = _plan(cls, prefix)
     for name, column, kind, optional in scalars:
         value = tree[name]
         if kind == "float" and value is not None:
@@ -85,6 +88,8 @@ def to_row(cls: type, tree: Mapping, prefix: str = "", out: dict | None = None, 
         out[column] = value
     for name, column, spec in json_fields:
         out[column] = codec._json(spec, tree[name])
+    for name, column in masks:
+        out[column] = mask_to_text(tree[name])
     for name, child_cls, child_prefix in flattened:
         to_row(child_cls, tree[name], child_prefix, out, marks)
     out[extra_column] = tree.get(codec.EXTRA)
@@ -94,11 +99,12 @@ def to_row(cls: type, tree: Mapping, prefix: str = "", out: dict | None = None, 
 
 
 def from_row(cls: type, row: Mapping, prefix: str = "", marks: dict | None = None) -> dict:
-    """The tree node of a row (without references, histories and special fields)."""
+    """The tree node of a row, its fields in schema order; references, histories and fields
+    stored by the table's role are None, for the reader to fill in place."""
     if marks is None:
         marks = parse_marks(row["float_marks"]) if not prefix else {}
-    scalars, json_fields, flattened, extra_column = _plan(cls, prefix)
-    tree: dict[str, Any] = {}
+    scalars, json_fields, flattened, masks, extra_column, order = _plan(cls, prefix)
+    tree: dict[str, Any] = dict.fromkeys(order)
     for name, column, kind, optional in scalars:
         value = row[column]
         if kind == "float":
@@ -114,6 +120,8 @@ def from_row(cls: type, row: Mapping, prefix: str = "", marks: dict | None = Non
         tree[name] = None if value is None else codec._convert(spec, value)
     for name, child_cls, child_prefix in flattened:
         tree[name] = from_row(child_cls, row, child_prefix, marks)
+    for name, column in masks:
+        tree[name] = text_to_mask(row[column])
     extra = row[extra_column]
     if extra:
         if not tree.keys().isdisjoint(extra):
@@ -223,3 +231,90 @@ def mask_to_text(mask: tuple[bool, ...]) -> str:
 
 def text_to_mask(text: str) -> tuple[bool, ...]:
     return tuple(ch == "1" for ch in text)
+
+
+# --------------------------------------------------------------------------------------------
+# Child rows, keyed records and overlays (driven by models.ROLES)
+# --------------------------------------------------------------------------------------------
+
+
+def item_rows(items: Items, tree: Any) -> list[dict]:
+    """The child rows of a record's collection (see :class:`~sanctum_store.models.Items`),
+    with their ``position`` and key but not yet their parent's id."""
+    collection = tree if items.field is None else tree[items.field]
+    entries = collection.items() if items.key_column else ((None, v) for v in collection)
+    cls = ROLES[items.table].cls
+    out = []
+    for position, (key, item) in enumerate(entries):
+        if items.pair:
+            text_column, float_column = items.pair
+            marks: list[str] = []
+            row = {
+                text_column: item[0],
+                float_column: store_float(item[1], float_column, False, marks),
+                "float_marks": ",".join(marks) or None,
+            }
+        else:
+            row = to_row(cls, item)
+        row["position"] = position
+        if items.key_column:
+            row[items.key_column] = key
+        out.append(row)
+    return out
+
+
+def items_from_rows(items: Items, child_rows: list[Mapping]) -> dict | list:
+    """Inverse of :func:`item_rows`, for the rows of one parent in position order."""
+    cls = ROLES[items.table].cls
+    if items.pair:
+        text_column, float_column = items.pair
+        values = [
+            (
+                r[text_column],
+                load_float(r[float_column], float_column, False, parse_marks(r["float_marks"])),
+            )
+            for r in child_rows
+        ]
+    else:
+        values = [from_row(cls, r) for r in child_rows]
+    if items.key_column:
+        return {r[items.key_column]: v for r, v in zip(child_rows, values, strict=True)}
+    return values
+
+
+def record_key(key: Key, item: dict) -> str:
+    """A keyed record's identity within its run: its own id, else a digest of its core."""
+    if item[key.field]:
+        return item[key.field]
+    core = item if key.core is None else tuple(item[name] for name in key.core)
+    return "digest:" + digest(core)
+
+
+def make_overlay(cls: type, canonical: dict, version: dict) -> dict | None:
+    """The fields of ``version`` that differ from ``canonical``, in JSON form."""
+    if version is canonical:
+        return None
+    overlay = {}
+    for f in codec.class_info(cls).fields:
+        if repr(canonical[f.name]) != repr(version[f.name]):
+            overlay[f.name] = codec._json(f.spec, version[f.name])
+    if repr(canonical.get(codec.EXTRA)) != repr(version.get(codec.EXTRA)):
+        overlay[codec.EXTRA] = version.get(codec.EXTRA)
+    return overlay or None
+
+
+def apply_overlay(cls: type, canonical: dict, overlay: dict | None) -> dict:
+    """The version a link stands for: the canonical tree with the overlay's fields."""
+    if not overlay:
+        return canonical
+    version = dict(canonical)
+    specs = {f.name: f.spec for f in codec.class_info(cls).fields}
+    for name, value in overlay.items():
+        if name == codec.EXTRA:
+            if value is None:
+                version.pop(codec.EXTRA, None)
+            else:
+                version[codec.EXTRA] = value
+        else:
+            version[name] = codec._convert(specs[name], value)
+    return version

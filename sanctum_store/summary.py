@@ -38,12 +38,20 @@ from sanctum_store.expressions import (
     stage_rank,
     trained,
 )
-from sanctum_store.models import Base
+from sanctum_store.models import TABLES
 
-_T = Base.metadata.tables
-RUNS, SNAPSHOTS, ENVS, BEST = _T["runs"], _T["snapshots"], _T["env_states"], _T["best_runs"]
-SEEDS = _T["seed_states"]
-SEED_LIVES, SEED_VISITS, SEED_BATCHES = _T["seed_lives"], _T["seed_visits"], _T["seed_batches"]
+RUNS, SNAPSHOTS, ENVS, BEST = (
+    TABLES["runs"],
+    TABLES["snapshots"],
+    TABLES["env_states"],
+    TABLES["best_runs"],
+)
+SEEDS = TABLES["seed_states"]
+SEED_LIVES, SEED_VISITS, SEED_BATCHES = (
+    TABLES["seed_lives"],
+    TABLES["seed_visits"],
+    TABLES["seed_batches"],
+)
 _FINAL = SNAPSHOTS.alias("final")
 
 #: The outcome columns :func:`run_outcome_updates` keeps on ``runs``.

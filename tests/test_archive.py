@@ -17,7 +17,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import snapshots
 
-from sanctum_store import Archive, RunNotFound, SnapshotInvalid, SnapshotNotFound, codec, schema
+from sanctum_store import (
+    Archive,
+    RunNotFound,
+    SnapshotInvalid,
+    SnapshotNotFound,
+    codec,
+    demo,
+    schema,
+)
 from sanctum_store.models import Base
 
 RUN = "run-default-42"
@@ -275,6 +283,16 @@ def test_bad_snapshot_names_the_field_and_stores_nothing(fixture_archive):
             "current_batch: integer 18446744073709551616 is outside the 64-bit range the archive stores",
         ),
         (
+            lambda d: d["envs"]["0"].update(action_history=["WAIT", "a\x00"]),
+            "envs['0'].action_history[1]: text contains a NUL character, which PostgreSQL "
+            "cannot store",
+        ),
+        (
+            lambda d: d["tamiyo"].update(action_counts={"WAIT": 2**63}),
+            "tamiyo.action_counts['WAIT']: integer 9223372036854775808 is outside the 64-bit "
+            "range the archive stores",
+        ),
+        (
             lambda d: d.update(start_time="yesterday"),
             "start_time: expected an ISO-8601 datetime, got 'yesterday'",
         ),
@@ -291,6 +309,20 @@ def test_bad_input_messages(archive, mutate, message):
         archive.save(snapshot)
     assert str(info.value) == message
     assert archive.runs().empty
+
+
+def test_compiled_converters_take_real_and_demo_snapshots_as_given(monkeypatch):
+    """The compiled converters (codec._compile) build real and demo snapshots themselves,
+    never falling back to the field-by-field way, and give what it gives."""
+    info = codec.CLASSES[schema.SanctumSnapshot]
+    snapshots = [json.loads(line) for line in fixture_snapshot_lines()]
+    snapshots += demo.snapshot_stream(4, 3, 3, seed=3)
+    precise = [codec._convert_any_object(info, snapshot) for snapshot in snapshots]
+    fell_back = []
+    monkeypatch.setattr(codec, "_convert_any_object", lambda i, o: fell_back.append(i.cls))
+    for snapshot, expected_tree in zip(snapshots, precise, strict=True):
+        assert_same(codec.normalize(snapshot), expected_tree)
+    assert fell_back == []
 
 
 def test_snapshot_without_run_id_needs_one(archive):

@@ -21,7 +21,7 @@ from conftest import POSTGRES_URL
 from helpers import assert_same
 
 from sanctum_store import Archive, codec, demo, migrate
-from sanctum_store.persist import T
+from sanctum_store.models import TABLES
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +107,7 @@ def test_many_writer_processes_and_a_reader_on_one_fresh_archive(
         assert sorted(listing.index) == sorted(inputs)
         assert (listing["snapshot_count"] == per_writer).all()
         assert (listing["status"] == "finished").all()
-        snapshots = T["snapshots"]
+        snapshots = TABLES["snapshots"]
         with archive.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [
                 (migrate.head_revision(),)
@@ -117,7 +117,7 @@ def test_many_writer_processes_and_a_reader_on_one_fresh_archive(
             if backend == "sqlite":
                 assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
                 assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
-        runs_table = T["runs"]
+        runs_table = TABLES["runs"]
         for run_id, given in inputs.items():
             with archive.engine.connect() as conn:
                 captured = (

@@ -21,15 +21,19 @@ from sanctum_store.expressions import (
     growth,
     trained,
 )
-from sanctum_store.models import Base
+from sanctum_store.models import TABLES
 
-_T = Base.metadata.tables
-RUNS, SNAPSHOTS, ENVS, TAMIYO = _T["runs"], _T["snapshots"], _T["env_states"], _T["tamiyo_states"]
-SEEDS, BEST = _T["seed_states"], _T["best_runs"]
-DECISIONS, ALTERNATIVES = _T["decisions"], _T["decision_alternatives"]
-ACTIONS, BLUEPRINTS, EVENTS = _T["action_counts"], _T["blueprint_counts"], _T["events"]
-CF_CONFIGS, SHAPLEY = _T["counterfactual_configs"], _T["shapley_estimates"]
-SEED_LIVES, SEED_VISITS = _T["seed_lives"], _T["seed_visits"]
+RUNS, SNAPSHOTS, ENVS, TAMIYO = (
+    TABLES["runs"],
+    TABLES["snapshots"],
+    TABLES["env_states"],
+    TABLES["tamiyo_states"],
+)
+SEEDS, BEST = TABLES["seed_states"], TABLES["best_runs"]
+DECISIONS, ALTERNATIVES = TABLES["decisions"], TABLES["decision_alternatives"]
+ACTIONS, BLUEPRINTS, EVENTS = TABLES["action_counts"], TABLES["blueprint_counts"], TABLES["events"]
+CF_CONFIGS, SHAPLEY = TABLES["counterfactual_configs"], TABLES["shapley_estimates"]
+SEED_LIVES, SEED_VISITS = TABLES["seed_lives"], TABLES["seed_visits"]
 
 # The shared SQL building blocks (sanctum_store.expressions) under the short names the query
 # modules use.
