@@ -27,17 +27,9 @@ from query import build
 from sanctum_store import Archive
 
 APP = Path(__file__).resolve().parents[1] / "explorer" / "app.py"
-PAGES = [
-    "views/runs.py",
-    "views/run_detail.py",
-    "views/compare.py",
-    "views/leaderboard.py",
-    "views/cohorts.py",
-    "views/lifecycle.py",
-    "views/decisions.py",
-    "views/attribution.py",
-    "views/sql.py",
-]
+sys.path.insert(0, str(APP.parent))
+from navigation import SCRIPTS as PAGES  # noqa: E402  (the app's own page list)
+
 WARM_TARGET, COLD_TARGET = 1.0, 3.0
 
 

@@ -94,8 +94,9 @@ def persist_ratio(workdir: Path, n_envs: int, n: int) -> dict:
     start_bytes = None
     for i, snapshot in enumerate(snapshots):
         start = time.perf_counter()
-        tree = codec.normalize(snapshot)
-        archive.save_batch([WriteItem(tree, "bench")])
+        item = WriteItem.of(snapshot, "bench")  # validation, as the writer does it
+        archive.save_batch([item])
+        tree = item.tree
         ours.append(time.perf_counter() - start)
         batches.append(recorder.take())
         sizes.append(json_size(tree))

@@ -1,10 +1,9 @@
 """Sanctum run archive explorer: ``streamlit run explorer/app.py [-- --db PATH_OR_URL]``."""
 
 import data
+import navigation
 import streamlit as st
 
-# Page scripts live in views/, not pages/: Streamlit treats a pages/ folder as the old
-# file-based navigation and would run those scripts without this file.
 st.set_page_config(page_title="Sanctum archive", page_icon="🌱", layout="wide")
 
 url = data.archive_url()
@@ -22,37 +21,25 @@ ready = state == "ready"
 shown = "visible" if ready else "hidden"
 
 
-def page(path: str, title: str, **kwargs) -> st.Page:
-    return st.Page(path, title=title, visibility=kwargs.pop("visibility", shown), **kwargs)
+def page(entry: navigation.Page, **kwargs) -> st.Page:
+    visibility = kwargs.pop("visibility", shown)
+    return st.Page(entry.script, title=entry.title, visibility=visibility, **kwargs)
 
 
-pages = {
-    "Runs": [
-        page("views/runs.py", "Runs", default=ready),
-        page("views/run_detail.py", "Run detail"),
-        page("views/compare.py", "Compare"),
-        page("views/leaderboard.py", "Leaderboard"),
-    ],
-    "Analysis": [
-        page("views/cohorts.py", "Cohorts (A/B)"),
-        page("views/lifecycle.py", "Lifecycle"),
-        page("views/decisions.py", "Decisions"),
-        page("views/attribution.py", "Attribution"),
-    ],
-    "Tools": [page("views/sql.py", "SQL")],
-    "": [
-        page(
-            "views/welcome.py",
-            "Welcome",
-            default=state == "empty",
-            visibility="visible" if state == "empty" else "hidden",
-        ),
-        page(
-            "views/unavailable.py",
-            "Archive unavailable",
-            default=state == "error",
-            visibility="visible" if state == "error" else "hidden",
-        ),
-    ],
-}
+pages: dict[str, list[st.Page]] = {}
+for entry in navigation.PAGES:
+    first = entry is navigation.PAGES[0]
+    pages.setdefault(entry.section, []).append(page(entry, default=ready and first))
+pages[""] = [
+    page(
+        navigation.WELCOME,
+        default=state == "empty",
+        visibility="visible" if state == "empty" else "hidden",
+    ),
+    page(
+        navigation.UNAVAILABLE,
+        default=state == "error",
+        visibility="visible" if state == "error" else "hidden",
+    ),
+]
 st.navigation(pages).run()

@@ -496,13 +496,3 @@ def coarsen(
     width = max(1, -(-(high - low + 1) // max_x))
     bucketed = df.assign(**{x: low + (df[x] - low) // width * width})
     return bucketed.groupby([x, by], as_index=False).agg(values)
-
-
-#: Run statuses as shown: text, with one plain symbol (never an emoji alone).
-STATUS_LABELS = {
-    "running": "● running",
-    "finished": "✓ finished",
-    "stale": "◌ stale (no heartbeat)",
-    "crashed": "✗ crashed",
-    "failed": "✗ failed",
-}

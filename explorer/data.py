@@ -5,10 +5,14 @@ The only module of the explorer that caches; pages call it and never open engine
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import re
 import sys
 import time
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import charts
 import pandas as pd
@@ -73,23 +77,67 @@ def _run_count(url: str) -> int:
 
 
 @st.cache_data(ttl=FRESH_FOR, show_spinner=False, max_entries=512)
-def _query(url: str, name: str, kwargs: dict[str, Any], tick: int) -> pd.DataFrame:
-    return getattr(queries, name)(archive(url).engine, **kwargs)
+def _query(url: str, name: str, args: tuple, kwargs: dict[str, Any], tick: int) -> Any:
+    return getattr(queries, name)(archive(url).engine, *args, **kwargs)
 
 
-def query(name: str, *, live: bool = False, **kwargs: Any) -> Any:
-    """``sanctum_store.queries.<name>(engine, **kwargs)`` on the open archive, cached briefly.
+_LIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("live", default=False)
 
-    ``live=True`` (a running run's page refreshing itself) gets a result at most
-    :data:`LIVE_EVERY` seconds old instead of :data:`FRESH_FOR`.
-    """
-    url = archive_url()
-    state, problem = archive_state(url)
-    if state == "error":  # a page reached by its URL while the archive is unusable
-        st.error(problem)
-        st.stop()
-    tick = int(time.time() // LIVE_EVERY) if live else 0
-    return _query(url, name, kwargs, tick)
+
+@contextlib.contextmanager
+def live() -> Iterator[None]:
+    """Within it (a running run's page refreshing itself), questions get answers at most
+    :data:`LIVE_EVERY` seconds old instead of :data:`FRESH_FOR`."""
+    token = _LIVE.set(True)
+    try:
+        yield
+    finally:
+        _LIVE.reset(token)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _on_archive(question: Callable[Concatenate[Any, P], R]) -> Callable[P, R]:
+    """``question(engine, ...)`` of :mod:`sanctum_store.queries` asked of the open archive,
+    its answer cached briefly: same parameters, same answer type."""
+    name = question.__name__
+
+    @functools.wraps(question)
+    def ask(*args: P.args, **kwargs: P.kwargs) -> R:
+        url = archive_url()
+        state, problem = archive_state(url)
+        if state == "error":  # a page reached by its URL while the archive is unusable
+            st.error(problem)
+            st.stop()
+        tick = int(time.time() // LIVE_EVERY) if _LIVE.get() else 0
+        return _query(url, name, args, kwargs, tick)
+
+    return ask
+
+
+# The questions pages ask, each a typed function (its parameters are the query's).
+action_mix = _on_archive(queries.action_mix)
+calibration = _on_archive(queries.calibration)
+cohort_curves = _on_archive(queries.cohort_curves)
+count_runs = _on_archive(queries.count_runs)
+decision_table = _on_archive(queries.decision_table)
+head_entropy = _on_archive(queries.head_entropy)
+leaderboard = _on_archive(queries.leaderboard)
+list_runs = _on_archive(queries.list_runs)
+prune_reasons = _on_archive(queries.prune_reasons)
+run_index = _on_archive(queries.run_index)
+run_outcomes = _on_archive(queries.run_outcomes)
+run_series = _on_archive(queries.run_series)
+search_events = _on_archive(queries.search_events)
+seed_funnel = _on_archive(queries.seed_funnel)
+seed_lifespans = _on_archive(queries.seed_lifespans)
+shapley_ranking = _on_archive(queries.shapley_ranking)
+synergy = _on_archive(queries.synergy)
+time_in_stage = _on_archive(queries.time_in_stage)
+value_vs_reward = _on_archive(queries.value_vs_reward)
+_snapshot_times = _on_archive(queries.snapshot_times)
 
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=64)
@@ -102,10 +150,10 @@ def snapshot(run_id: str, snapshot_id: int) -> dict:
     return _snapshot(archive_url(), run_id, snapshot_id)
 
 
-def snapshot_times(run_id: str, *, live: bool = False) -> pd.DataFrame:
+def snapshot_times(run_id: str) -> pd.DataFrame:
     """The run's stored snapshots (snapshot_id, captured_ts, current_batch, current_epoch),
     thinned evenly to at most :data:`MAX_MOMENTS` rows, the latest always kept."""
-    times = query("snapshot_times", run_id=run_id, live=live)
+    times = _snapshot_times(run_id)
     if len(times) <= MAX_MOMENTS:
         return times
     step = len(times) / MAX_MOMENTS
@@ -175,7 +223,7 @@ def cohort_statistics(
 def cohort_domain(attribute: str) -> list[str]:
     """Every value ``attribute`` takes across the archive's runs (as text, sorted): the order
     cohorts take the palette's colours in, so a cohort has one colour on every page."""
-    return sorted(set(charts.labels(query("run_outcomes")[attribute])))
+    return sorted(set(charts.labels(run_outcomes()[attribute])))
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -201,13 +249,13 @@ def scope_filter(choice: str) -> dict[str, Any]:
     """Run filters for a page's scope picker (see :func:`scope_picker`)."""
     if choice == "all runs":
         return {}
-    ids = query("run_index", limit=RECENT_RUNS)["run_id"].tolist()
+    ids = run_index(limit=RECENT_RUNS)["run_id"].tolist()
     return {"run_id": ids}
 
 
 def scope_picker(column, key: str) -> dict[str, Any]:
     """A "which runs" picker: the recent runs (fast) or all runs; returns the run filters."""
-    total = query("count_runs")
+    total = count_runs()
     options = (
         ["all runs"] if total <= RECENT_RUNS else [f"{RECENT_RUNS} most recent runs", "all runs"]
     )

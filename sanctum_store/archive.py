@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import pandas as pd
@@ -12,37 +12,42 @@ import sqlalchemy as sa
 
 from sanctum_store import codec, db, migrate, reader, schema, summary
 from sanctum_store.errors import RunNotFound, SnapshotInvalid, SnapshotNotFound
+from sanctum_store.labels import check_indexed_text
 from sanctum_store.models import TABLES
-from sanctum_store.persist import Persister, check_indexed_text
+from sanctum_store.persist import Persister
 from sanctum_store.rows import to_utc, utcnow
+from sanctum_store.status import ENDED, RunStatus, status_expression
 
 log = logging.getLogger(__name__)
 
-#: A running run whose writer has not been heard from for this long reads as ``stale``...
-STALE_AFTER = timedelta(minutes=2)
-#: ...and as ``crashed`` after this long.
-CRASHED_AFTER = timedelta(minutes=30)
-
-
-def status_expression(runs: sa.Table, now: datetime | None = None) -> sa.ColumnElement[str]:
-    """SQL for a run's status: finished, running, stale or crashed (from its heartbeat age)."""
-    now = now or utcnow()
-    heartbeat = sa.func.coalesce(runs.c.heartbeat_at, runs.c.last_seen)
-    return sa.case(
-        (runs.c.status != "running", runs.c.status),
-        (heartbeat < now - CRASHED_AFTER, sa.literal("crashed")),
-        (heartbeat < now - STALE_AFTER, sa.literal("stale")),
-        else_=sa.literal("running"),
-    )
-
 
 class WriteItem(NamedTuple):
-    """A normalized snapshot to store, under which run, and when the writer saw it."""
+    """A snapshot ready to store (validated and normalized: make one with :meth:`of`), under
+    which run, and when the writer saw it."""
 
     tree: dict
     run_id: str | None = None
     seen_at: datetime | None = None  # UTC; default: now
     group_id: str | None = None  # cohort label when the snapshot carries none
+
+    @classmethod
+    def of(
+        cls,
+        snapshot: Any,
+        run_id: str | None = None,
+        seen_at: datetime | None = None,
+        group_id: str | None = None,
+        *,
+        how_to_name: str = "pass run_id= to save it",
+    ) -> WriteItem:
+        """Validate a snapshot (any accepted form) for storing: its tree (codec.normalize), a
+        run id (``how_to_name`` says how to give one), and text the archive indexes within
+        its limit. SnapshotInvalid names the field otherwise."""
+        tree = codec.normalize(snapshot)
+        if not (run_id or tree["run_id"]):
+            raise SnapshotInvalid("run_id", f"snapshot has no run_id: {how_to_name}")
+        check_indexed_text(tree, run_id, group_id)
+        return cls(tree, run_id, seen_at, group_id)
 
 
 class Archive:
@@ -82,12 +87,11 @@ class Archive:
         (same ``captured_at``; same content when it has none) returns the stored id and writes
         nothing. Invalid input raises :class:`SnapshotInvalid` and stores nothing.
         """
-        return self.save_batch([WriteItem(codec.normalize(snapshot), run_id)])[0]
+        return self.save_batch([WriteItem.of(snapshot, run_id)])[0]
 
     def save_batch(self, items: list[WriteItem]) -> list[int]:
-        """Store normalized snapshot trees in one transaction (the writer's path)."""
-        for item in items:  # refuse what cannot be indexed before writing anything
-            check_indexed_text(item.tree, item.run_id, item.group_id)
+        """Store snapshots (made by :meth:`WriteItem.of`) in one transaction (the writer's
+        path)."""
         ids = []
         with self._lock:
             touched: dict[str, list] = {}
@@ -95,10 +99,6 @@ class Archive:
                 with self._write_engine.begin() as conn:
                     for item in items:
                         rid = item.run_id or item.tree["run_id"]
-                        if not rid:
-                            raise SnapshotInvalid(
-                                "run_id", "snapshot has no run_id: pass run_id= to save it"
-                            )
                         snapshot_id, new = self._persister.save(conn, item.tree, rid, item.seen_at)
                         ids.append(snapshot_id)
                         entry = touched.setdefault(rid, [None, 0])
@@ -134,9 +134,14 @@ class Archive:
                 .values(heartbeat_at=to_utc(at) if at else utcnow())
             )
 
-    def finish_run(self, run_id: str, status: str = "finished", at: datetime | None = None) -> None:
+    def finish_run(
+        self, run_id: str, status: str = RunStatus.FINISHED, at: datetime | None = None
+    ) -> None:
         """Mark a run as ended (``finished``, or ``failed`` when training raised), then derive
         its seeds (:func:`summary.refresh_seeds`) so that questions about them find them ready."""
+        if status not in ENDED:
+            raise ValueError(f"a run ends as one of {', '.join(ENDED)}, not {status!r}")
+        status = RunStatus(status).value
         runs = TABLES["runs"]
         now = to_utc(at) if at else utcnow()
         with self._lock:

@@ -10,9 +10,9 @@ import click
 from sanctum_store import __version__
 from sanctum_store.db import as_found, check_location, resolve_url
 from sanctum_store.errors import SanctumError
+from sanctum_store.status import STATUSES
 
 DB_HELP = "Archive: a file path or SQLAlchemy URL (else $SANCTUM_DB, else ./sanctum.db)."
-STATUSES = ["running", "finished", "stale", "crashed", "failed"]
 #: The longest time limit ``sql`` takes: longer questions are exports (``export``).
 MAX_TIMEOUT_S = 3600.0
 
@@ -362,7 +362,8 @@ def sql_command(
         sanctum-store sql "SELECT reward_mode, avg(final_accuracy) FROM v_runs GROUP BY 1" --db runs.db
     """
     from sanctum_store import migrate
-    from sanctum_store.sql import SQLError, readonly_engine, run_query
+    from sanctum_store.errors import SQLError
+    from sanctum_store.sql import readonly_engine, run_query
 
     if fmt == "parquet" and not out:
         fail("--format parquet writes a binary file: give it --out FILE")

@@ -35,3 +35,24 @@ class ArchiveOutdated(SanctumError):
 
 class ArchiveTooNew(SanctumError):
     """The archive was written by a newer sanctum-store than this one."""
+
+
+class ImportRefused(SanctumError):
+    """An import stored nothing: a strict import found bad snapshots, or the file holds none
+    (or is not JSON at all)."""
+
+
+class SQLError(SanctumError):
+    """A user SQL query could not run or did not finish."""
+
+
+class QueryRefused(SQLError):
+    """The SQL is not a single read-only statement, so it was not run (or was stopped)."""
+
+
+class QueryInterrupted(SQLError):
+    """The query ran past its time limit and was interrupted."""
+
+
+class QueryFailed(SQLError):
+    """The database reported an error while running the query."""

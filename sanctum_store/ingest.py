@@ -16,19 +16,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sanctum_store import codec
 from sanctum_store.archive import Archive, WriteItem
-from sanctum_store.errors import SanctumError, SnapshotInvalid
+from sanctum_store.errors import ImportRefused, SnapshotInvalid
 from sanctum_store.models import TABLES
-from sanctum_store.persist import check_indexed_text
 
 BATCH = 50
 _BOM = b"\xef\xbb\xbf"
-
-
-class ImportRefused(SanctumError):
-    """An import stored nothing: a strict import found bad snapshots, or the file holds none
-    (or is not JSON at all)."""
 
 
 @dataclass
@@ -83,13 +76,9 @@ def normalize_document(document: Any, where: str, run_id: str | None = None) -> 
     """A parsed snapshot's tree, ready to store under ``run_id`` (default: its own);
     SnapshotInvalid names ``where`` (a line, an array item) and the problem."""
     try:
-        tree = codec.normalize(document)
-        if not (run_id or tree["run_id"]):
-            raise SnapshotInvalid("run_id", "snapshot has no run_id: pass --run-id to import it")
-        check_indexed_text(tree, run_id)
+        return WriteItem.of(document, run_id, how_to_name="pass --run-id to import it")
     except SnapshotInvalid as e:
         raise SnapshotInvalid(f"{where}: {e.path}" if e.path else where, e.problem) from None
-    return tree
 
 
 def parse_line(text: str | bytes, number: int, run_id: str | None = None) -> dict:
@@ -182,7 +171,7 @@ def import_file(
         try:
             if isinstance(document, SnapshotInvalid):
                 raise document
-            pending.append(WriteItem(normalize_document(document, where, run_id), run_id))
+            pending.append(normalize_document(document, where, run_id))
         except SnapshotInvalid as e:
             report.skipped.append((where, str(e).removeprefix(f"{where}: ")))
             continue

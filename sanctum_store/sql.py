@@ -36,23 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from sanctum_store.db import sqlite_path
-from sanctum_store.errors import SanctumError
-
-
-class SQLError(SanctumError):
-    """A user SQL query could not run or did not finish."""
-
-
-class QueryRefused(SQLError):
-    """The SQL is not a single read-only statement, so it was not run (or was stopped)."""
-
-
-class QueryInterrupted(SQLError):
-    """The query ran past its time limit and was interrupted."""
-
-
-class QueryFailed(SQLError):
-    """The database reported an error while running the query."""
+from sanctum_store.errors import QueryFailed, QueryInterrupted, QueryRefused
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: DataFrames have no single truth value to compare

@@ -39,6 +39,7 @@ from sanctum_store.expressions import (
     trained,
 )
 from sanctum_store.models import TABLES
+from sanctum_store.status import RunStatus
 
 RUNS, SNAPSHOTS, ENVS, BEST = (
     TABLES["runs"],
@@ -328,7 +329,7 @@ def derive_seeds(conn: Connection) -> int:
         conn.execute(
             sa.select(SNAPSHOTS.c.run_pk, sa.func.max(SNAPSHOTS.c.current_batch))
             .join(RUNS, RUNS.c.id == SNAPSHOTS.c.run_pk)
-            .where(RUNS.c.id.in_(stale), RUNS.c.status == "running")
+            .where(RUNS.c.id.in_(stale), RUNS.c.status == RunStatus.RUNNING.value)
             .group_by(SNAPSHOTS.c.run_pk)
         ).all()
     )

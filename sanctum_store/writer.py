@@ -29,7 +29,6 @@ import sqlalchemy as sa
 from sanctum_store import codec, schema
 from sanctum_store.archive import Archive, WriteItem
 from sanctum_store.errors import ArchiveUnavailable, SnapshotInvalid
-from sanctum_store.persist import check_indexed_text
 
 log = logging.getLogger(__name__)
 
@@ -303,15 +302,14 @@ class SnapshotWriter:
         items = []
         for queued in batch:
             try:
-                tree = codec.normalize(queued.snapshot)
-                check_indexed_text(tree, queued.run_id, queued.group_id)
+                item = WriteItem.of(queued.snapshot, queued.run_id, queued.seen_at, queued.group_id)
             except SnapshotInvalid as e:
                 self._refuse(f"snapshot refused: {e}")
                 continue
             except Exception as e:
                 self._refuse(f"snapshot refused: cannot read it: {e!r}")
                 continue
-            items.append(WriteItem(tree, queued.run_id, queued.seen_at, queued.group_id))
+            items.append(item)
         if items:
             self._commit(items)
 

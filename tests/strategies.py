@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import strategies as st
 
 from sanctum_store import codec, schema
-from sanctum_store.persist import MAX_INDEXED_TEXT
+from sanctum_store.labels import MAX_INDEXED_TEXT
 
 TEXT = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),

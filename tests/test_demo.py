@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from helpers import assert_same, differences
 
-from sanctum_store import Archive, codec, demo
+from sanctum_store import Archive, codec, demo, simulation
 from sanctum_store.schema import SanctumSnapshot
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -219,7 +219,7 @@ def test_seeds_go_through_the_whole_lifecycle(cohort_runs, detailed):
         reasons |= {
             e.metadata["reason"] for e in snapshot.event_log if e.event_type == "SEED_PRUNED"
         }
-    assert set(stages) == set(demo.STAGES)
+    assert set(stages) == set(simulation.STAGES)
     assert reasons == PRUNE_REASONS
     assert auto == {True, False}
 
@@ -319,7 +319,7 @@ def test_counterfactual_matrices_are_full_factorial_and_match_shapley(detailed):
                 k
                 for k, seed in env.seeds.items()
                 if (
-                    seed.stage in demo.LIVE
+                    seed.stage in simulation.LIVE
                     and (seed.stage, seed.epochs_in_stage) != ("GERMINATED", 0)
                 )
                 or (seed.stage, seed.epochs_in_stage, seed.prune_reason) == ("PRUNED", 0, "policy")

@@ -30,7 +30,7 @@ from strategies import JSON, snapshots, value
 
 from sanctum_store import Archive, SnapshotInvalid, SnapshotWriter, codec, schema
 from sanctum_store.cli import main
-from sanctum_store.persist import MAX_INDEXED_TEXT, check_indexed_text
+from sanctum_store.labels import MAX_INDEXED_TEXT, check_indexed_text
 from sanctum_store.writer import is_transient
 
 FUZZ = settings(

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from sanctum_store import Archive, ArchiveOutdated, codec, db, migrate, queries, stats
+from sanctum_store import Archive, ArchiveOutdated, db, migrate, queries, stats
 from sanctum_store.archive import WriteItem
 from sanctum_store.cli import main
 
@@ -334,7 +334,7 @@ def build(url: str) -> None:
         ):
             for s in snapshots:
                 seen = datetime.fromisoformat(s["captured_at"])
-                archive.save_batch([WriteItem(codec.normalize(s), s["run_id"], seen_at=seen)])
+                archive.save_batch([WriteItem.of(s, seen_at=seen)])
             if finish:
                 archive.finish_run(snapshots[0]["run_id"], finish[0], at=finish[1])
 

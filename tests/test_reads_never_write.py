@@ -18,9 +18,13 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import fixture_snapshots
+from conftest import FIXTURES, fixture_snapshots
 
 from sanctum_store import Archive, demo, queries
+
+EXPLORER = FIXTURES.parent.parent / "explorer"
+sys.path.insert(0, str(EXPLORER))
+from navigation import SCRIPTS as PAGES  # noqa: E402  (the app's own page list)
 
 RUNNING = "live-run"
 
@@ -153,20 +157,7 @@ def test_questions_never_wait_for_the_write_lock(sqlite_archive, write_lock_held
         assert time.monotonic() - started < 20
 
 
-@pytest.mark.parametrize(
-    "page",
-    [
-        "views/runs.py",
-        "views/run_detail.py",
-        "views/compare.py",
-        "views/leaderboard.py",
-        "views/cohorts.py",
-        "views/lifecycle.py",
-        "views/decisions.py",
-        "views/attribution.py",
-        "views/sql.py",
-    ],
-)
+@pytest.mark.parametrize("page", PAGES)
 def test_no_page_waits_for_the_write_lock(sqlite_archive, write_lock_held, monkeypatch, page):
     import streamlit as st
     from streamlit.testing.v1 import AppTest
@@ -174,7 +165,7 @@ def test_no_page_waits_for_the_write_lock(sqlite_archive, write_lock_held, monke
     st.cache_data.clear()
     st.cache_resource.clear()
     monkeypatch.setenv("SANCTUM_DB", f"sqlite:///{sqlite_archive}")
-    app = str(sys.modules["conftest"].FIXTURES.parent.parent / "explorer" / "app.py")
+    app = str(EXPLORER / "app.py")
     # 15 s each, well inside the 30 s a page that tried to write would wait for the lock.
     at = AppTest.from_file(app, default_timeout=15).run()
     at.switch_page(page).run()
@@ -219,7 +210,7 @@ def test_every_page_shows_the_same_on_a_read_only_archive(sqlite_archive, tmp_pa
 
     copy = tmp_path / "read-only.db"
     shutil.copy(sqlite_archive, copy)
-    app = str(sys.modules["conftest"].FIXTURES.parent.parent / "explorer" / "app.py")
+    app = str(EXPLORER / "app.py")
 
     def shown(url: str, page: str) -> list:
         st.cache_data.clear()

@@ -19,16 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sanctum_store import sql
-from sanctum_store.errors import SanctumError
-from sanctum_store.sql import (
-    SCHEMA_COLUMNS,
-    QueryFailed,
-    QueryInterrupted,
-    QueryRefused,
-    SQLError,
-    run_query,
-    schema_overview,
-)
+from sanctum_store.errors import QueryFailed, QueryInterrupted, QueryRefused, SanctumError, SQLError
+from sanctum_store.sql import SCHEMA_COLUMNS, run_query, schema_overview
 
 RUNS = [("alpha", 1, 0.25), ("beta", 2, 0.75), ("gamma", 3, 0.5)]
 STEPS_PER_RUN = 40

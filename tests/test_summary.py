@@ -291,7 +291,7 @@ def assert_answers(archive, run_id: str, saves: list[dict]) -> None:
 
 
 def save(archive, snapshots: list[dict]) -> None:
-    archive.save_batch([WriteItem(codec.normalize(s), s["run_id"]) for s in snapshots])
+    archive.save_batch([WriteItem.of(s) for s in snapshots])
 
 
 def cached(archive, table: str, run_id: str) -> int:

@@ -15,7 +15,7 @@ by = middle.radio("Rank", ["blueprint", "slot"], horizontal=True, key="attr_by")
 split = right.selectbox("Split by cohort", ["(none)", *COHORT_ATTRIBUTES], key="attr_cohort")
 cohort = None if split == "(none)" else split
 
-ranking = data.query("shapley_ranking", by=by, cohort=cohort, **scope)
+ranking = data.shapley_ranking(by=by, cohort=cohort, **scope)
 if ranking.empty:
     st.info("No Shapley estimates recorded yet.")
 else:
@@ -37,7 +37,7 @@ else:
     tables.show(ranking, key="attr_ranking")
 
 st.subheader("Counterfactual synergy")
-synergy = data.query("synergy", limit=2000, **scope)
+synergy = data.synergy(limit=2000, **scope)
 if synergy.empty:
     st.info("No counterfactual matrices recorded yet.")
 else:

@@ -7,6 +7,7 @@ import tables
 
 from sanctum_store.queries import COHORT_ATTRIBUTES, OUTCOME_METRICS
 from sanctum_store.stats import LOW_POWER_N
+from sanctum_store.status import RunStatus
 
 st.title("Cohorts (A/B)")
 left, middle, right = st.columns(3)
@@ -18,10 +19,10 @@ finished_only = right.toggle(
     key="cohort_finished",
     help="Running and crashed runs have not reached their final accuracy yet.",
 )
-filters = {"status": "finished"} if finished_only else {}
+filters = {"status": RunStatus.FINISHED.value} if finished_only else {}
 higher_is_better = True
 
-outcomes = data.query("run_outcomes", **filters)
+outcomes = data.run_outcomes(**filters)
 described, compared = data.cohort_statistics(
     outcomes[["run_id", attribute, metric]].rename(columns={attribute: "cohort"}),
     metric,
@@ -33,7 +34,7 @@ curve_metric = (
     if metric in ("final_accuracy", "peak_accuracy")
     else ("cumulative_reward" if metric == "mean_reward" else "growth_ratio")
 )
-curves = data.query("cohort_curves", attribute=attribute, metric=curve_metric, x="batch", **filters)
+curves = data.cohort_curves(attribute=attribute, metric=curve_metric, x="batch", **filters)
 # Every cohort the attribute takes in the archive, in one order: a cohort's colour is the same
 # whichever runs are shown.
 domain = data.cohort_domain(attribute)

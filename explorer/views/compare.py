@@ -9,7 +9,7 @@ import tables
 from sanctum_store.queries import SERIES_METRICS
 
 st.title("Compare runs")
-runs = data.query("run_index")
+runs = data.run_index()
 if runs.empty:
     st.info("No runs in this archive yet.")
     st.stop()
@@ -28,9 +28,7 @@ metric = left.selectbox(
 x = right.radio("x axis", ["batch", "epoch", "time"], horizontal=True, key="compare_x")
 curves = pd.concat(
     [
-        data.query("run_series", run_id=run_id, metric=metric, x=x, max_points=1000).assign(
-            run=run_id
-        )
+        data.run_series(run_id=run_id, metric=metric, x=x, max_points=1000).assign(run=run_id)
         for run_id in chosen
     ],
     ignore_index=True,
@@ -49,7 +47,7 @@ st.altair_chart(
 )
 
 st.subheader("Outcomes and configuration")
-table = data.query("list_runs", run_id=chosen, limit=None).set_index("run_id").loc[chosen]
+table = data.list_runs(run_id=chosen, limit=None).set_index("run_id").loc[chosen]
 configs = pd.DataFrame({run_id: data.run_config(run_id) for run_id in chosen})
 side_by_side = pd.concat([table.T, configs]).map(tables.as_text)
 if st.toggle("Only rows that differ", key="compare_diff_only"):

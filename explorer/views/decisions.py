@@ -6,7 +6,7 @@ import streamlit as st
 import tables
 
 st.title("Decisions")
-runs = data.query("run_index")
+runs = data.run_index()
 if runs.empty:
     st.info("No runs in this archive yet.")
     st.stop()
@@ -17,9 +17,7 @@ if scope in (recent, "all runs"):
 else:
     filters = {"run_id": scope}
 
-mix = charts.coarsen(
-    data.query("action_mix", **filters), x="batch", by="action", values={"count": "sum"}
-)
+mix = charts.coarsen(data.action_mix(**filters), x="batch", by="action", values={"count": "sum"})
 if mix.empty:
     st.info("No action counts recorded for these runs yet.")
 else:
@@ -37,8 +35,8 @@ else:
     )
 
 left, right = st.columns(2)
-left.altair_chart(charts.calibration(data.query("calibration", **filters)), width="stretch")
-pairs = data.query("value_vs_reward", limit=1500, **filters)
+left.altair_chart(charts.calibration(data.calibration(**filters)), width="stretch")
+pairs = data.value_vs_reward(limit=1500, **filters)
 if not pairs.empty:
     right.altair_chart(
         charts.scatter(
@@ -51,7 +49,7 @@ if not pairs.empty:
         width="stretch",
     )
 entropy = charts.coarsen(
-    data.query("head_entropy", **filters), x="batch", by="head", values={"entropy": "mean"}
+    data.head_entropy(**filters), x="batch", by="head", values={"entropy": "mean"}
 )
 if not entropy.empty:
     st.altair_chart(
@@ -68,6 +66,6 @@ if not entropy.empty:
 
 if scope not in (recent, "all runs"):
     st.subheader("Decision log")
-    tables.show(data.query("decision_table", run_id=scope), key="dec_table")
+    tables.show(data.decision_table(run_id=scope), key="dec_table")
 else:
     st.caption("Pick one run to see its decision log with the alternatives the policy weighed.")

@@ -11,7 +11,7 @@ facets = data.facets()
 left, right = st.columns(2)
 modes = left.multiselect("Reward mode", facets.get("reward_mode", []), key="board_mode")
 limit = right.slider("Records", 10, 500, 100, step=10, key="board_limit")
-board = data.query("leaderboard", reward_mode=modes or None, limit=limit)
+board = data.leaderboard(reward_mode=modes or None, limit=limit)
 
 
 def glyph(trajectory: float) -> str:

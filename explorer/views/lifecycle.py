@@ -17,7 +17,7 @@ cohort = None if split == "(none)" else split
 by = right.radio("Per", ["blueprint", "slot"], horizontal=True, key="life_by")
 key = "blueprint_id" if by == "blueprint" else "slot_key"
 
-funnel = data.query("seed_funnel", by=by, cohort=cohort, **scope)
+funnel = data.seed_funnel(by=by, cohort=cohort, **scope)
 if funnel.empty:
     st.info("No seeds recorded yet.")
     st.stop()
@@ -50,7 +50,7 @@ tables.show(
 )
 
 left, right = st.columns(2)
-lifespans = data.query("seed_lifespans", cohort=cohort, **scope)
+lifespans = data.seed_lifespans(cohort=cohort, **scope)
 if not lifespans.empty:
     expanded = lifespans.loc[lifespans.index.repeat(lifespans["n"].clip(upper=500))]
     left.altair_chart(
@@ -66,7 +66,7 @@ if not lifespans.empty:
         ),
         width="stretch",
     )
-stages = data.query("time_in_stage", by=None, cohort=cohort, **scope)
+stages = data.time_in_stage(by=None, cohort=cohort, **scope)
 if not stages.empty:
     right.altair_chart(
         charts.ranking(
@@ -82,6 +82,6 @@ if not stages.empty:
     )
 
 st.subheader("Prune reasons")
-reasons = data.query("prune_reasons", cohort=cohort, **scope)
+reasons = data.prune_reasons(cohort=cohort, **scope)
 reasons = reasons.assign(kind=reasons["auto_pruned"].map({True: "auto", False: "policy"}))
 tables.show(reasons, key="life_reasons")

@@ -1,5 +1,6 @@
 """Run detail: one run's curves, envs, seeds, PPO health, rewards and events, at any moment."""
 
+import contextlib
 from datetime import timedelta
 
 import charts
@@ -8,7 +9,9 @@ import pandas as pd
 import streamlit as st
 import tables
 
+from sanctum_store import status
 from sanctum_store.schema import detect_trend, trend_to_indicator
+from sanctum_store.status import RunStatus
 
 PPO_METRICS = {
     "entropy": ("entropy", "accuracy"),  # higher entropy is the healthy direction
@@ -19,7 +22,7 @@ PPO_METRICS = {
     "collapse_risk_score": ("default", "loss"),
 }
 
-runs = data.query("run_index")
+runs = data.run_index()
 if runs.empty:
     st.info("No runs in this archive yet.")
     st.stop()
@@ -34,12 +37,12 @@ run_id = st.selectbox(
     on_change=lambda: st.session_state.pop("detail_moment", None),
 )
 st.query_params["run"] = run_id
-run = data.query("list_runs", run_id=run_id, limit=1).iloc[0]
-live = run["status"] == "running"
+run = data.list_runs(run_id=run_id, limit=1).iloc[0]
+live = run["status"] == RunStatus.RUNNING
 
 st.title(data.plain(run_id))
 top = st.columns(3)
-top[0].metric("Status", charts.STATUS_LABELS.get(run["status"], run["status"]))
+top[0].metric("Status", status.label(run["status"]))
 top[1].metric("Cohort", f"{run['reward_mode'] or '—'} · group {run['group_id'] or '—'}")
 top[2].metric("Task", run["task_name"] or "—")
 
@@ -66,9 +69,8 @@ def curves() -> None:
         (left, "host_accuracy", "Host accuracy"),
         (right, "cumulative_reward", "Episode reward"),
     ):
-        series = data.query(
-            "run_series", run_id=run_id, metric=metric, x=x, per_env=per_env, live=live
-        )
+        with data.live() if live else contextlib.nullcontext():
+            series = data.run_series(run_id=run_id, metric=metric, x=x, per_env=per_env)
         if series["value"].notna().sum() < 2:
             column.caption(f"{title}: not enough trained-env values yet to draw a curve.")
             continue
@@ -96,7 +98,7 @@ curves()
 st.subheader("PPO health")
 tiles = st.columns(3) + st.columns(3)
 for column, (metric, (trend_name, kind)) in zip(tiles, PPO_METRICS.items(), strict=True):
-    series = data.query("run_series", run_id=run_id, metric=metric, x="batch", max_points=300)
+    series = data.run_series(run_id=run_id, metric=metric, x="batch", max_points=300)
     values = series["value"].dropna().tolist()
     trend = detect_trend(values, trend_name, kind)
     glyph, _ = trend_to_indicator(trend)
@@ -199,7 +201,7 @@ elif nonzero:
 
 st.subheader("Event log")
 text = st.text_input("Search events", key="detail_event_search")
-events = data.query("search_events", run_id=run_id, text=text or None, limit=300)
+events = data.search_events(run_id=run_id, text=text or None, limit=300)
 tables.show(
     events.drop(columns=["run_id"], errors="ignore").assign(
         metadata=events["metadata"].astype(str)

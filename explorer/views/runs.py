@@ -1,9 +1,10 @@
 """Runs: every run in the archive, filterable and sortable; pick runs to open or compare."""
 
-import charts
 import data
 import streamlit as st
 import tables
+
+from sanctum_store.status import STATUSES, label
 
 PAGE_SIZE = 50
 SORTABLE = {
@@ -21,9 +22,7 @@ facets = data.facets()
 left, middle, right, far = st.columns([3, 2, 2, 2])
 search = left.text_input("Search", key="runs_search", placeholder="run id, task, cohort…")
 modes = middle.multiselect("Reward mode", facets.get("reward_mode", []), key="runs_mode")
-statuses = right.multiselect(
-    "Status", ["running", "finished", "stale", "crashed", "failed"], key="runs_status"
-)
+statuses = right.multiselect("Status", STATUSES, key="runs_status")
 groups = far.multiselect("Group", facets.get("group_id", []), key="runs_group")
 sort_label = left.selectbox("Sort by", list(SORTABLE), key="runs_sort")
 descending = middle.toggle("Descending", value=True, key="runs_desc")
@@ -34,11 +33,10 @@ filters = {
     "status": statuses or None,
     "group_id": groups or None,
 }
-total = data.query("count_runs", **filters)
+total = data.count_runs(**filters)
 pages = max(1, -(-total // PAGE_SIZE))
 page = right.number_input("Page", 1, pages, 1, key="runs_page") if pages > 1 else 1
-runs = data.query(
-    "list_runs",
+runs = data.list_runs(
     **filters,
     sort=SORTABLE[sort_label],
     descending=descending,
@@ -47,7 +45,7 @@ runs = data.query(
 )
 st.caption(f"{total} runs match" + (f" — page {page} of {pages}" if pages > 1 else ""))
 
-table = runs.assign(status=runs["status"].map(lambda s: charts.STATUS_LABELS.get(s, s)))
+table = runs.assign(status=runs["status"].map(label))
 selection = tables.show(
     table,
     key="runs_table",

@@ -6,7 +6,7 @@ import data
 import streamlit as st
 import tables
 
-from sanctum_store import sql
+from sanctum_store import errors, sql
 
 EXAMPLES = {
     "Runs by final accuracy": (
@@ -63,11 +63,11 @@ with editor:
 if run:
     try:
         result = sql.run_query(url, text, timeout_s=float(timeout), max_rows=int(max_rows))
-    except sql.QueryInterrupted as e:
+    except errors.QueryInterrupted as e:
         st.error(f"Interrupted: {e}")
-    except sql.QueryRefused as e:
+    except errors.QueryRefused as e:
         st.error(f"Refused: {e}")
-    except sql.SQLError as e:
+    except errors.SQLError as e:
         st.error(f"Query failed: {e}")
     else:
         st.session_state["sql_result"] = result

@@ -10,7 +10,6 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from sanctum_store.archive import status_expression
 from sanctum_store.expressions import (
     as_bigint,
     as_double,
@@ -22,6 +21,7 @@ from sanctum_store.expressions import (
     trained,
 )
 from sanctum_store.models import TABLES
+from sanctum_store.status import status_expression
 
 RUNS, SNAPSHOTS, ENVS, TAMIYO = (
     TABLES["runs"],

@@ -13,7 +13,6 @@ from datetime import datetime
 import pandas as pd
 import sqlalchemy as sa
 
-from sanctum_store.archive import status_expression
 from sanctum_store.queries._base import (
     COHORT_ATTRIBUTES,
     OUTCOME_METRICS,
@@ -25,6 +24,7 @@ from sanctum_store.queries._base import (
     _run_conditions,
     read_connection,
 )
+from sanctum_store.status import status_expression
 
 RUN_COLUMNS: dict[str, str] = {
     "run_id": "str",

@@ -328,21 +328,9 @@ def cohort_curves(
         .join(RUNS, RUNS.c.id == SNAPSHOTS.c.run_pk)
         .subquery()
     )
-    position = rows.c.x
     if x == "time":
-        starts = (
-            sa.select(SNAPSHOTS.c.run_pk, sa.func.min(_epoch_seconds(SNAPSHOTS.c.captured_ts)))
-            .group_by(SNAPSHOTS.c.run_pk)
-            .subquery()
-        )
-        rows = (
-            sa.select(
-                rows.c.cohort, rows.c.run_pk, rows.c.value, (rows.c.x - starts.c[1]).label("x")
-            )
-            .join_from(rows, starts, starts.c.run_pk == rows.c.run_pk)
-            .subquery()
-        )
-        position = rows.c.x
+        rows = _since_run_start(rows)
+    position = rows.c.x
     with read_connection(engine) as conn:
         low, high = conn.execute(sa.select(sa.func.min(position), sa.func.max(position))).one()
         if low is None:
@@ -388,10 +376,30 @@ def cohort_curves(
                 "n": "int64",
             },
         )
-    n = df["n"].to_numpy(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        variance = np.clip(df["square"].to_numpy(float) - df["mean"].to_numpy(float) ** 2, 0, None)
-        sem = np.sqrt(variance / (n - 1))  # sample variance / n
-        half = np.where(n > 1, sps.t.ppf(0.975, np.maximum(n - 1, 1)) * sem, np.nan)
+    half = _t_half_width(df["n"].to_numpy(float), df["mean"], df["square"])
     df["ci_low"], df["ci_high"] = df["mean"] - half, df["mean"] + half
     return _typed(df, COHORT_CURVE_COLUMNS)
+
+
+def _since_run_start(rows: sa.Subquery) -> sa.Subquery:
+    """``rows`` (cohort, run_pk, value, x = epoch seconds) with x in seconds since the run's
+    first snapshot."""
+    starts = (
+        sa.select(SNAPSHOTS.c.run_pk, sa.func.min(_epoch_seconds(SNAPSHOTS.c.captured_ts)))
+        .group_by(SNAPSHOTS.c.run_pk)
+        .subquery()
+    )
+    return (
+        sa.select(rows.c.cohort, rows.c.run_pk, rows.c.value, (rows.c.x - starts.c[1]).label("x"))
+        .join_from(rows, starts, starts.c.run_pk == rows.c.run_pk)
+        .subquery()
+    )
+
+
+def _t_half_width(n: np.ndarray, mean: pd.Series, square: pd.Series) -> np.ndarray:
+    """Half the width of a t-based 95 % interval of a mean, from n, mean and mean square (NaN
+    below 2 values)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        variance = np.clip(square.to_numpy(float) - mean.to_numpy(float) ** 2, 0, None)
+        sem = np.sqrt(variance / (n - 1))  # sample variance / n
+        return np.where(n > 1, sps.t.ppf(0.975, np.maximum(n - 1, 1)) * sem, np.nan)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +13,11 @@ import streamlit as st
 from sanctum_store import Archive, demo
 
 APP = Path(__file__).resolve().parents[2] / "explorer" / "app.py"
+sys.path.insert(0, str(APP.parent))  # the explorer's own modules, as its pages import them
+import navigation  # noqa: E402
+
+#: Every page that shows the archive (the app's own list).
+PAGES = navigation.SCRIPTS
 XSS = "<script>alert('owned')</script> <b>bold?</b>"
 #: A run whose name is markdown and HTML, and whose event log carries HTML: shown as typed.
 HTML_RUN = "html-<i>in</i>-**events**"

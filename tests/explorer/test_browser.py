@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from support import APP, HTML_RUN, XSS, demo_archive  # noqa: F401  (fixtures)
+from support import APP, HTML_RUN, XSS, demo_archive, navigation  # noqa: F401  (fixtures)
 
 from sanctum_store import Archive
 
@@ -150,6 +150,7 @@ DRAWN = """() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]'
     return {marks: items.length, label_colors: [...new Set(labels.map(l => getComputedStyle(l).fill))]};
 })"""
 
+# Per page (every page of the app's list): its URL, what it shows, how many charts.
 PAGES = {
     "runs": ("", TABLE, 0),
     "run_detail": ("run_detail?run={finished}", CHART, 9),
@@ -161,6 +162,9 @@ PAGES = {
     "attribution": ("attribution", CHART, 2),
     "sql": ("sql", "textarea", 0),
 }
+
+
+assert list(PAGES) == [page.name for page in navigation.PAGES], "a page without expectations"
 
 
 def _luminance(css: str) -> float:

@@ -7,19 +7,7 @@ import re
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from support import APP, HTML_RUN, XSS, demo_archive, fresh_caches  # noqa: F401  (fixtures)
-
-PAGES = [
-    "views/runs.py",
-    "views/run_detail.py",
-    "views/compare.py",
-    "views/leaderboard.py",
-    "views/cohorts.py",
-    "views/lifecycle.py",
-    "views/decisions.py",
-    "views/attribution.py",
-    "views/sql.py",
-]
+from support import APP, HTML_RUN, PAGES, XSS, demo_archive, fresh_caches  # noqa: F401
 
 
 def open_page(monkeypatch, url: str, page: str | None = None) -> AppTest:

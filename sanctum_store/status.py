@@ -1,0 +1,67 @@
+"""A run's status: the one vocabulary the writer, queries, CLI, pages and charts share."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+#: A running run whose writer has not been heard from for this long reads as ``stale``...
+STALE_AFTER = timedelta(minutes=2)
+#: ...and as ``crashed`` after this long.
+CRASHED_AFTER = timedelta(minutes=30)
+
+
+class RunStatus(enum.StrEnum):
+    """What a run is doing. ``running``, ``finished`` and ``failed`` are stored (by the writer
+    and ``finish_run``); ``stale`` and ``crashed`` are read from a running run's heartbeat."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    STALE = "stale"
+    CRASHED = "crashed"
+    FAILED = "failed"
+
+    @property
+    def label(self) -> str:
+        """How pages and charts show it."""
+        return _LABELS[self]
+
+
+_LABELS = {
+    RunStatus.RUNNING: "● running",
+    RunStatus.FINISHED: "✓ finished",
+    RunStatus.STALE: "◌ stale (no heartbeat)",
+    RunStatus.CRASHED: "✗ crashed",
+    RunStatus.FAILED: "✗ failed",
+}
+
+#: Every status, in the order pages and the CLI offer them.
+STATUSES: tuple[str, ...] = tuple(s.value for s in RunStatus)
+
+#: What finish_run may store.
+ENDED = (RunStatus.FINISHED.value, RunStatus.FAILED.value)
+
+
+def label(status: str) -> str:
+    """A stored or derived status as shown (an unknown one as it is)."""
+    try:
+        return RunStatus(status).label
+    except ValueError:
+        return status
+
+
+def status_expression(runs: sa.Table, now: datetime | None = None) -> sa.ColumnElement[str]:
+    """SQL for a run's status: as stored once ended, else from its heartbeat's age."""
+    if now is None:
+        from sanctum_store.rows import utcnow  # the CLI imports this module: keep it light
+
+        now = utcnow()
+    heartbeat = sa.func.coalesce(runs.c.heartbeat_at, runs.c.last_seen)
+    return sa.case(
+        (runs.c.status != RunStatus.RUNNING.value, runs.c.status),
+        (heartbeat < now - CRASHED_AFTER, sa.literal(RunStatus.CRASHED.value)),
+        (heartbeat < now - STALE_AFTER, sa.literal(RunStatus.STALE.value)),
+        else_=sa.literal(RunStatus.RUNNING.value),
+    )
