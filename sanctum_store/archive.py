@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import pandas as pd
@@ -204,8 +204,7 @@ class Archive:
                 raise SnapshotNotFound(f"run {run_id!r} has no snapshot {at}")
             return found
         if isinstance(at, datetime):
-            moment = at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
-            query = query.where(snapshots.c.captured_ts <= moment)
+            query = query.where(snapshots.c.captured_ts <= to_utc(at))
         elif at is not None:
             raise TypeError("at must be a snapshot id, a datetime or None")
         found = conn.execute(

@@ -529,7 +529,21 @@ def _fast_form(spec: Spec, i: int, env: dict) -> tuple[str, str] | None:
         if spec.item.kind == "object":
             env[f"c{i}"] = CLASSES[spec.item.cls]
             return keys, f"{{k: _object(c{i}, x) for k, x in v.items()}}"
+        if spec.item.kind == "free":  # event metadata: usually flat, of plain values
+            return f"{keys} and _plain(v.values())", "dict(v)"
     return None
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_STR = frozenset({str})
+
+
+def _plain(values) -> bool:
+    """Values that are their own free form: plain scalars, their text ASCII without NUL."""
+    values = list(values)
+    if not set(map(type, values)) <= _PLAIN:
+        return False
+    return _text([v for v in values if type(v) is str])
 
 
 def _text(values) -> bool:
@@ -597,6 +611,13 @@ def free_value(value: Any, depth: int = 0) -> Any:
     """A JSON-ready copy of a value the schema does not describe (unknown fields, metadata)."""
     if depth > MAX_FREE_DEPTH:
         raise _Invalid(f"value is nested deeper than {MAX_FREE_DEPTH} levels")
+    if (  # a flat dict of plain values, text keys: the usual (event metadata)
+        type(value) is dict
+        and set(map(type, value)) <= _STR
+        and _text(value)
+        and _plain(value.values())
+    ):
+        return dict(value)
     if value is None or value is True or value is False:
         return value
     if isinstance(value, str):
@@ -651,6 +672,7 @@ _FAST_HELPERS = {
     "_object": _convert_object,
     "_text": _text,
     "_ints": _ints,
+    "_plain": _plain,
     "_F": frozenset({float}),
     "_I": frozenset({int}),
     "_S": frozenset({str}),

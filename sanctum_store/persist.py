@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sanctum_store import codec, models, reader, rows, schema, summary
+from sanctum_store import models, reader, rows, schema, summary
 from sanctum_store.labels import reward_mode_of
 from sanctum_store.layouts import LAYOUTS
 from sanctum_store.models import ROLES, TABLES
@@ -220,9 +220,7 @@ class Persister:
         dedup_key = tree["captured_at"] or "digest:" + rows.digest(tree)
         if dedup_key is not None:
             existing = conn.execute(
-                sa.select(snapshots.c.id).where(
-                    snapshots.c.run_pk == state.run_pk, snapshots.c.dedup_key == dedup_key
-                )
+                _SAME_SNAPSHOT, {"run_pk": state.run_pk, "dedup_key": dedup_key}
             ).scalar()
             if existing is not None:
                 return existing, False
@@ -358,7 +356,7 @@ class Persister:
         self, conn: Connection, state: RunState, requests: list[tuple[str, Any]]
     ) -> list[int]:
         """Ids of value records, storing the new ones: a few queries per table, not per record."""
-        keys = [(table_name, rows.digest(tree)) for table_name, tree in requests]
+        keys = [(table_name, rows.content_digest(tree)) for table_name, tree in requests]
         resolved: dict[tuple[str, str], int] = {}
         missing: dict[str, dict[str, Any]] = {}
         for key, (_, tree) in zip(keys, requests, strict=True):
@@ -368,14 +366,7 @@ class Persister:
             else:
                 missing.setdefault(key[0], {})[key[1]] = tree
         for table_name, trees in missing.items():
-            table = TABLES[table_name]
-            found: dict[str, int] = {}
-            digests = list(trees)
-            for i in range(0, len(digests), 500):
-                query = sa.select(table.c.digest, table.c.id).where(
-                    table.c.run_pk == state.run_pk, table.c.digest.in_(digests[i : i + 500])
-                )
-                found.update({digest: pk for digest, pk in conn.execute(query)})
+            found = _value_ids(conn, table_name, state.run_pk, list(trees))
             new = {digest: tree for digest, tree in trees.items() if digest not in found}
             if new:
                 found.update(self._insert_values(conn, state, table_name, new))
@@ -394,13 +385,7 @@ class Persister:
             row.update(run_pk=state.run_pk, digest=digest)
             value_rows.append(row)
         insert_rows(conn, table, value_rows)
-        ids = {}
-        digests = list(new)
-        for i in range(0, len(digests), 500):
-            query = sa.select(table.c.digest, table.c.id).where(
-                table.c.run_pk == state.run_pk, table.c.digest.in_(digests[i : i + 500])
-            )
-            ids.update({digest: pk for digest, pk in conn.execute(query)})
+        ids = _value_ids(conn, table_name, state.run_pk, list(new))
         if role.items is not None:
             self._insert_items(conn, role.items, [(ids[d], tree) for d, tree in new.items()])
         return ids
@@ -431,32 +416,32 @@ class Persister:
         prefix: str,
         owner: str,
     ) -> None:
-        layout = LAYOUTS[cls]
-        for name in layout.series:
-            column = prefix + name
-            sid, start, length = self.window(conn, state, pending, owner + column, tree[name])
-            row[column + "_sid"] = sid
-            row[column + "_start"] = start
-            row[column + "_len"] = length
-        for name, child_prefix in layout.flatten.items():
-            child_cls = type(None)
-            for f in codec.class_info(cls).fields:
-                if f.name == name:
-                    child_cls = f.spec.cls
-            if LAYOUTS[child_cls].series:
-                self.add_series(
-                    conn, state, pending, row, child_cls, tree[name], prefix + child_prefix, owner
-                )
+        for path, column, text in rows.series_plan(cls):
+            values = tree
+            for name in path:
+                values = values[name]
+            column = prefix + column
+            window = self.window(conn, state, pending, owner + column, values, text)
+            row[column + "_sid"], row[column + "_start"], row[column + "_len"] = window
 
     def window(
-        self, conn: Connection, state: RunState, pending: _Pending, name: str, values: list
+        self,
+        conn: Connection,
+        state: RunState,
+        pending: _Pending,
+        name: str,
+        values: list,
+        text: bool = False,
     ) -> tuple[int | None, int | None, int]:
         if not values:
             return None, None, 0
         sid = state.series_ids.get(name)
         if sid is None:
             sid = self._series_id(conn, state, name)
-        keys = [rows.float_key(v) for v in values]
+        if text or (total := sum(values)) == total:  # no NaN: the values are their own keys
+            keys = values
+        else:
+            keys = [rows.float_key(v) for v in values]
         previous = state.windows.get(sid)
         if previous is None:
             points = TABLES["series_points"]
@@ -470,10 +455,12 @@ class Persister:
             end = previous.end
             shared = overlap(previous.keys, keys)
         start = end - shared
-        for offset, value in enumerate(values[shared:]):
-            pending.points.append(
-                {"series_id": sid, "seq": end + offset, **rows.point_values(value)}
-            )
+        points = pending.points
+        for seq, value in enumerate(values[shared:], end):
+            if type(value) is float and value == value and value != 0.0:  # the usual value
+                points.append({"series_id": sid, "seq": seq, "num": value, "txt": None})
+            else:
+                points.append({"series_id": sid, "seq": seq, **rows.point_values(value)})
         state.windows[sid] = Window(start, keys)
         return sid, start, len(values)
 
@@ -544,20 +531,24 @@ class Persister:
         for item in items:
             key = rows.record_key(role.key, item)
             pk, canonical = self._keyed(conn, state, table_name, key, item)
-            if repr(canonical) != repr(item):
+            if not rows.same(canonical, item):
                 # The newest version becomes the row; older links keep theirs as overlays.
                 self._replace(conn, state, table_name, key, pk, canonical, item)
                 canonical = item
             latest[key] = canonical
-            placed.append((key, pk, item))
+            placed.append((key, pk, item, canonical))  # item holds what canonical holds
         links = [
             {
                 "snapshot_id": snapshot_id,
                 "position": position,
                 role.key.link_column: pk,
-                "overlay": rows.make_overlay(role.cls, latest[key], item),
+                # An overlay only where the row moved on past this link's version (a record
+                # shown twice in one snapshot, in two versions).
+                "overlay": None
+                if latest[key] is canonical
+                else rows.make_overlay(role.cls, latest[key], item),
             }
-            for position, (key, pk, item) in enumerate(placed)
+            for position, (key, pk, item, canonical) in enumerate(placed)
         ]
         insert_rows(conn, TABLES[role.key.link_table], links)
 
@@ -611,7 +602,7 @@ class Persister:
         if changed:
             conn.execute(sa.update(table).where(table.c.id == pk).values(changed))
         items = role.items
-        if items is not None and repr(old[items.field]) != repr(new[items.field]):
+        if items is not None and not rows.same(old[items.field], new[items.field]):
             children = TABLES[items.table]
             conn.execute(sa.delete(children).where(children.c[items.parent_column] == pk))
             self._insert_items(conn, items, [(pk, new)])
@@ -635,6 +626,29 @@ class Persister:
                 updates,
             )
         state.keyed.put((table_name, key), (pk, new))
+
+
+# Statements of every snapshot, built once (SQLAlchemy then skips building and keying them).
+_SAME_SNAPSHOT = sa.select(TABLES["snapshots"].c.id).where(
+    TABLES["snapshots"].c.run_pk == sa.bindparam("run_pk"),
+    TABLES["snapshots"].c.dedup_key == sa.bindparam("dedup_key"),
+)
+_VALUE_IDS = {
+    name: sa.select(TABLES[name].c.digest, TABLES[name].c.id).where(
+        TABLES[name].c.run_pk == sa.bindparam("run_pk"),
+        TABLES[name].c.digest.in_(sa.bindparam("digests", expanding=True)),
+    )
+    for name in models.tables_of("value")
+}
+
+
+def _value_ids(conn: Connection, table_name: str, run_pk: int, digests: list[str]) -> dict:
+    """The ids of a run's value records with these digests (those it has)."""
+    found = {}
+    for i in range(0, len(digests), 500):
+        chunk = {"run_pk": run_pk, "digests": digests[i : i + 500]}
+        found.update(dict(conn.execute(_VALUE_IDS[table_name], chunk).all()))
+    return found
 
 
 def _event_key(event: dict) -> str:

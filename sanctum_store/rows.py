@@ -7,8 +7,11 @@ share them so that what is written is exactly what is read back.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import io
 import math
+import pickle
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -145,8 +148,43 @@ def _fields_from_extra(cls: type, tree: dict, extra: dict) -> dict:
 
 
 def digest(value: Any) -> str:
-    """A stable content digest of a tree node (NaN-safe: it hashes the repr)."""
+    """A stable content digest of a tree node (NaN-safe: it hashes the repr). What the archive
+    keeps as an identity (a snapshot without captured_at, a record without an id) uses it."""
     return hashlib.blake2b(repr(value).encode(), digest_size=16).hexdigest()
+
+
+def _exact_bytes(value: Any) -> bytes:
+    """A tree node's pickle without memo: equal content gives equal bytes, and unlike ``==``
+    it tells -0.0 from 0.0 and True from 1 (about twice as fast as ``repr``)."""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, 5)
+    pickler.fast = True  # no memo: shared objects are written out each time
+    pickler.dump(value)
+    return buffer.getvalue()
+
+
+def content_digest(value: Any) -> str:
+    """A content digest of a value record (see :func:`_exact_bytes`). Only the writer's dedup
+    of value records uses it: a record digested another way is stored again, never confused."""
+    return hashlib.blake2b(_exact_bytes(value), digest_size=16).hexdigest()
+
+
+def same(a: Any, b: Any) -> bool:
+    """Whether two tree nodes hold exactly the same values (see :func:`_exact_bytes`)."""
+    return a is b or _exact_bytes(a) == _exact_bytes(b)
+
+
+@functools.cache
+def series_plan(cls: type) -> tuple[tuple[tuple[str, ...], str, bool], ...]:
+    """Every history of a class's row, its 1:1 records' included: ``(path in the tree,
+    column, text)`` (``text``: a history of strings, such as actions)."""
+    layout = LAYOUTS[cls]
+    specs = {f.name: f.spec for f in codec.class_info(cls).fields}
+    plan = [((name,), name, specs[name].item.kind == "str") for name in layout.series]
+    for name, prefix in layout.flatten.items():
+        for path, column, text in series_plan(specs[name].cls):
+            plan.append(((name, *path), prefix + column, text))
+    return tuple(plan)
 
 
 def point_values(value: float | str) -> dict:

@@ -293,6 +293,11 @@ def test_bad_snapshot_names_the_field_and_stores_nothing(fixture_archive):
             "range the archive stores",
         ),
         (
+            lambda d: d["event_log"][1]["metadata"].update(slot="r0\x00"),
+            "event_log[1].metadata['slot']: text contains a NUL character, which PostgreSQL "
+            "cannot store",
+        ),
+        (
             lambda d: d.update(start_time="yesterday"),
             "start_time: expected an ISO-8601 datetime, got 'yesterday'",
         ),
@@ -323,6 +328,26 @@ def test_compiled_converters_take_real_and_demo_snapshots_as_given(monkeypatch):
     for snapshot, expected_tree in zip(snapshots, precise, strict=True):
         assert_same(codec.normalize(snapshot), expected_tree)
     assert fell_back == []
+
+
+class _Mapping(dict):
+    """A dict the fast paths do not take: free_value reads it the general way."""
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"event_id": "x", "n": 1, "f": 1.5, "b": True, "none": None},
+        {1: 2, None: "x", 2.5: False},  # keys made text
+        {"é": "ü", "k": "v"},  # not ASCII
+        {"a": [1, {"b": -0.0}], "c": {"d": float("nan")}},
+        {},
+    ],
+)
+def test_free_values_are_the_same_by_the_fast_way_and_the_general_one(value):
+    fast, general = codec.free_value(value), codec.free_value(_Mapping(value))
+    assert repr(fast) == repr(general)
+    assert [type(k) for k in fast] == [type(k) for k in general]
 
 
 def test_snapshot_without_run_id_needs_one(archive):

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from helpers import assert_same, differences
 
-from sanctum_store import Archive, codec, demo, simulation
+from sanctum_store import Archive, codec, demo, schema, simulation
 from sanctum_store.schema import SanctumSnapshot
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -270,7 +270,7 @@ def test_decisions_get_their_reward_in_a_later_snapshot(detailed):
         )
         assert decisions[0].actual_reward is None or s.current_epoch == s.max_epochs
         for d in decisions:
-            assert d.chosen_action in demo.schema.BASE_ACTIONS
+            assert d.chosen_action in schema.BASE_ACTIONS
             assert d.confidence + sum(p for _, p in d.alternatives) <= 1.0 + 1e-9
             assert (d.chosen_blueprint is not None) == (d.chosen_action == "GERMINATE")
             assert s.start_time < d.timestamp <= datetime.fromisoformat(s.captured_at)

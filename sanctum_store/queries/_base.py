@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -21,6 +21,7 @@ from sanctum_store.expressions import (
     trained,
 )
 from sanctum_store.models import TABLES
+from sanctum_store.rows import to_utc
 from sanctum_store.status import status_expression
 
 RUNS, SNAPSHOTS, ENVS, TAMIYO = (
@@ -89,7 +90,7 @@ def _utc(moment: datetime | str | None) -> datetime | None:
         return None
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    return to_utc(moment)
 
 
 def _one_or_many(column, value) -> sa.ColumnElement | None:
