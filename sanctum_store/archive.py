@@ -12,10 +12,10 @@ import sqlalchemy as sa
 
 from sanctum_store import codec, db, migrate, reader, schema, summary
 from sanctum_store.errors import RunNotFound, SnapshotInvalid, SnapshotNotFound
+from sanctum_store.forms import to_utc, utcnow
 from sanctum_store.labels import check_indexed_text
 from sanctum_store.models import TABLES
 from sanctum_store.persist import Persister
-from sanctum_store.rows import to_utc, utcnow
 from sanctum_store.status import ENDED, RunStatus, status_expression
 
 log = logging.getLogger(__name__)

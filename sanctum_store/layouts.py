@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from sanctum_store import codec, schema
+from sanctum_store import codec, forms, schema
 
 # --------------------------------------------------------------------------------------------
 # Column types
@@ -37,16 +37,16 @@ class IsoDateTime(TypeDecorator):
 
 
 class TaggedJSON(TypeDecorator):
-    """JSON for free-form values; NaN/±inf survive as tagged objects (see codec.tag)."""
+    """JSON for free-form values; NaN/±inf survive as tagged objects (see forms.tag)."""
 
     impl = sa.JSON(none_as_null=True)
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect) -> Any:
-        return None if value is None else codec.tag(value)
+        return None if value is None else forms.tag(value)
 
     def process_result_value(self, value: Any, dialect) -> Any:
-        return None if value is None else codec.untag(value)
+        return None if value is None else forms.untag(value)
 
 
 #: Primary keys: BIGINT on PostgreSQL, the rowid alias INTEGER on SQLite.

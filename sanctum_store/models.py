@@ -427,7 +427,7 @@ class Event(columns_of(schema.EventLogEntry), Base):
     run_pk: Mapped[int] = _run_fk()
     seq: Mapped[int] = mapped_column(sa.BigInteger)
     # metadata["event_id"] in 16 bytes, when it is a UUID in its canonical text and the first
-    # key (esper's way): a third of an event's bytes otherwise (see rows.pack_event_id).
+    # key (esper's way): a third of an event's bytes otherwise (see forms.pack_event_id).
     event_uuid: Mapped[bytes | None] = mapped_column(sa.LargeBinary(16))
 
 

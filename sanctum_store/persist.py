@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sanctum_store import models, reader, rows, schema, summary
+from sanctum_store import forms, models, reader, rows, schema, summary
 from sanctum_store.labels import reward_mode_of
 from sanctum_store.layouts import LAYOUTS
 from sanctum_store.models import ROLES, TABLES
@@ -158,7 +158,7 @@ class Persister:
             runs = TABLES["runs"]
             pk = conn.execute(sa.select(runs.c.id).where(runs.c.run_id == run_id)).scalar()
             if pk is None:
-                now = rows.to_utc(seen_at) if seen_at else rows.utcnow()
+                now = forms.to_utc(seen_at) if seen_at else forms.utcnow()
                 values = {
                     "run_id": run_id,
                     "first_seen": now,
@@ -185,7 +185,7 @@ class Persister:
         """Update the run row from its newest snapshot (labels, config, heartbeat, counts) and
         recompute the run's outcomes from what it now stores (a few index seeks)."""
         runs = TABLES["runs"]
-        now = rows.to_utc(seen_at) if seen_at else rows.utcnow()
+        now = forms.to_utc(seen_at) if seen_at else forms.utcnow()
         values = {
             "task_name": tree["task_name"],
             "reward_mode": reward_mode_of(tree),
@@ -229,7 +229,7 @@ class Persister:
         row = rows.to_row(schema.SanctumSnapshot, tree)
         row.update(
             run_pk=state.run_pk,
-            captured_ts=rows.captured_ts(tree["captured_at"], seen_at),
+            captured_ts=forms.captured_ts(tree["captured_at"], seen_at),
             dedup_key=dedup_key,
             rewards_id=self.value_id(conn, state, "reward_components", tree["rewards"]),
             run_config_id=self.value_id(conn, state, "run_configs", tree["run_config"]),
@@ -441,7 +441,7 @@ class Persister:
         if text or (total := sum(values)) == total:  # no NaN: the values are their own keys
             keys = values
         else:
-            keys = [rows.float_key(v) for v in values]
+            keys = [forms.float_key(v) for v in values]
         previous = state.windows.get(sid)
         if previous is None:
             points = TABLES["series_points"]
@@ -460,7 +460,7 @@ class Persister:
             if type(value) is float and value == value and value != 0.0:  # the usual value
                 points.append({"series_id": sid, "seq": seq, "num": value, "txt": None})
             else:
-                points.append({"series_id": sid, "seq": seq, **rows.point_values(value)})
+                points.append({"series_id": sid, "seq": seq, **forms.point_values(value)})
         state.windows[sid] = Window(start, keys)
         return sid, start, len(values)
 
@@ -497,7 +497,7 @@ class Persister:
             stored_times = previous.extra[len(previous.keys) - shared :]
         new_rows = []
         for offset, event in enumerate(events[shared:]):
-            metadata, packed = rows.pack_event_id(event["metadata"])
+            metadata, packed = forms.pack_event_id(event["metadata"])
             event_row = rows.to_row(schema.EventLogEntry, {**event, "metadata": metadata})
             event_row.update(run_pk=state.run_pk, seq=end + offset, event_uuid=packed)
             new_rows.append(event_row)

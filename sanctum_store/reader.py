@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sanctum_store import codec, models, rows, schema
+from sanctum_store import codec, forms, models, rows, schema
 from sanctum_store.layouts import LAYOUTS
 from sanctum_store.models import ROLES, TABLES, tables_of
 
@@ -109,7 +109,7 @@ class _Fetch:
             if specs[name].item.kind == "str":
                 tree[name] = [txt for _, txt in window]
             else:
-                tree[name] = [rows.point_float(num, txt) for num, txt in window]
+                tree[name] = [forms.point_float(num, txt) for num, txt in window]
         for name, child_prefix in layout.flatten.items():
             self.fill(_child_cls(cls, name), tree[name], row, prefix + child_prefix)
 
@@ -283,7 +283,7 @@ def _events(conn: Connection, snap: Mapping) -> list[dict]:
     events = []
     for row in conn.execute(query).mappings():
         event = rows.from_row(schema.EventLogEntry, row)
-        event["metadata"] = rows.unpack_event_id(event["metadata"], row["event_uuid"])
+        event["metadata"] = forms.unpack_event_id(event["metadata"], row["event_uuid"])
         events.append(event)
     for position, override in (snap["event_overrides"] or {}).items():
         events[int(position)].update(override)

@@ -1,5 +1,6 @@
-"""Tree nodes ⇄ table rows, following each class's :class:`~sanctum_store.layouts.Layout`, and
-the storage forms of values (floats, times, event ids, masks).
+"""Tree nodes ⇄ table rows, following each class's :class:`~sanctum_store.layouts.Layout` and
+each table's role (:data:`~sanctum_store.models.ROLES`); values take their storage forms from
+:mod:`sanctum_store.forms`.
 
 Pure functions, no database: :mod:`sanctum_store.persist` and :mod:`sanctum_store.reader`
 share them so that what is written is exactly what is read back.
@@ -10,14 +11,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import math
 import pickle
-import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
-from sanctum_store import codec
+from sanctum_store import codec, forms
 from sanctum_store.layouts import LAYOUTS
 from sanctum_store.models import ROLES, Items, Key
 
@@ -45,33 +43,6 @@ def _plan(cls: type, prefix: str):
 _PLANS: dict[tuple[type, str], tuple] = {}
 
 
-def store_float(value: float, column: str, optional: bool, marks: list[str]) -> float | None:
-    """A float as stored: NaN -> NULL, with a mark where NULL alone would be ambiguous."""
-    if value != value:
-        if optional:
-            marks.append(column + "=nan")
-        return None
-    if value == 0.0 and math.copysign(1.0, value) < 0:
-        marks.append(column + "=-0")  # SQLite stores -0.0 as 0
-    return value
-
-
-def load_float(value: float | None, column: str, optional: bool, marks: dict[str, str]):
-    """Inverse of :func:`store_float`."""
-    mark = marks.get(column)
-    if value is None:
-        return math.nan if (not optional or mark == "nan") else None
-    if mark == "-0":
-        return -0.0
-    return float(value)
-
-
-def parse_marks(text: str | None) -> dict[str, str]:
-    if not text:
-        return {}
-    return dict(item.split("=", 1) for item in text.split(","))
-
-
 def to_row(cls: type, tree: Mapping, prefix: str = "", out: dict | None = None, marks=None) -> dict:
     """The column values of a tree node: scalars, JSON fields, flattened children, extras.
 
@@ -87,12 +58,12 @@ def to_row(cls: type, tree: Mapping, prefix: str = "", out: dict | None = None, 
     for name, column, kind, optional in scalars:
         value = tree[name]
         if kind == "float" and value is not None:
-            value = store_float(value, column, optional, marks)
+            value = forms.store_float(value, column, optional, marks)
         out[column] = value
     for name, column, spec in json_fields:
         out[column] = codec._json(spec, tree[name])
     for name, column in masks:
-        out[column] = mask_to_text(tree[name])
+        out[column] = forms.mask_to_text(tree[name])
     for name, child_cls, child_prefix in flattened:
         to_row(child_cls, tree[name], child_prefix, out, marks)
     out[extra_column] = tree.get(codec.EXTRA)
@@ -105,13 +76,13 @@ def from_row(cls: type, row: Mapping, prefix: str = "", marks: dict | None = Non
     """The tree node of a row, its fields in schema order; references, histories and fields
     stored by the table's role are None, for the reader to fill in place."""
     if marks is None:
-        marks = parse_marks(row["float_marks"]) if not prefix else {}
+        marks = forms.parse_marks(row["float_marks"]) if not prefix else {}
     scalars, json_fields, flattened, masks, extra_column, order = _plan(cls, prefix)
     tree: dict[str, Any] = dict.fromkeys(order)
     for name, column, kind, optional in scalars:
         value = row[column]
         if kind == "float":
-            value = load_float(value, column, optional, marks)
+            value = forms.load_float(value, column, optional, marks)
         elif value is not None:
             if kind == "int":
                 value = int(value)
@@ -124,7 +95,7 @@ def from_row(cls: type, row: Mapping, prefix: str = "", marks: dict | None = Non
     for name, child_cls, child_prefix in flattened:
         tree[name] = from_row(child_cls, row, child_prefix, marks)
     for name, column in masks:
-        tree[name] = text_to_mask(row[column])
+        tree[name] = forms.text_to_mask(row[column])
     extra = row[extra_column]
     if extra:
         if not tree.keys().isdisjoint(extra):
@@ -187,90 +158,6 @@ def series_plan(cls: type) -> tuple[tuple[tuple[str, ...], str, bool], ...]:
     return tuple(plan)
 
 
-def point_values(value: float | str) -> dict:
-    """A history value as series_points columns (see models.SeriesPoint)."""
-    if isinstance(value, str):
-        return {"num": None, "txt": value}
-    if value != value:
-        return {"num": None, "txt": None}
-    if value == 0.0 and math.copysign(1.0, value) < 0:
-        return {"num": None, "txt": "-0.0"}
-    return {"num": value, "txt": None}
-
-
-def point_float(num: float | None, txt: str | None) -> float:
-    """Inverse of :func:`point_values` for a float history (text holds only "-0.0")."""
-    if num is not None:
-        return float(num)
-    return float(txt) if txt else math.nan
-
-
-def pack_event_id(metadata: dict) -> tuple[dict, bytes | None]:
-    """An event's metadata without its ``event_id``, and that id in 16 bytes, when the id is
-    a UUID in canonical text (lowercase, dashed) and the first key, as esper writes it; else
-    the metadata unchanged and None."""
-    if metadata:
-        key, value = next(iter(metadata.items()))
-        if key == "event_id" and type(value) is str and len(value) == 36:
-            try:
-                packed = uuid.UUID(value)
-            except ValueError:
-                return metadata, None
-            if str(packed) == value:
-                return {k: v for k, v in metadata.items() if k != "event_id"}, packed.bytes
-    return metadata, None
-
-
-def unpack_event_id(metadata: dict | None, packed: bytes | None) -> dict | None:
-    """Inverse of :func:`pack_event_id`."""
-    if packed is None:
-        return metadata
-    return {"event_id": str(uuid.UUID(bytes=bytes(packed))), **(metadata or {})}
-
-
-def event_id_bytes(text: str) -> bytes | None:
-    """The stored form of an event id typed by a user (any UUID spelling), else None."""
-    try:
-        return uuid.UUID(text.strip()).bytes
-    except ValueError:
-        return None
-
-
-def utcnow() -> datetime:
-    """Now, in UTC, naive (the archive's own timestamps are all UTC)."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def to_utc(moment: datetime) -> datetime:
-    """A datetime as the archive keeps its own times: UTC, naive (naive input is taken as UTC)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
-
-
-def captured_ts(captured_at: str, seen_at: datetime | None = None) -> datetime:
-    """When a snapshot was captured (UTC naive); else when the writer saw it."""
-    if captured_at:
-        try:
-            return to_utc(datetime.fromisoformat(captured_at))
-        except (ValueError, OverflowError):  # not a time, or out of range once in UTC
-            pass
-    return to_utc(seen_at) if seen_at else utcnow()
-
-
-def float_key(value: Any) -> Any:
-    """Equality key for history values: NaN equals NaN."""
-    return "NaN" if value != value else value
-
-
-def mask_to_text(mask: tuple[bool, ...]) -> str:
-    return "".join("1" if bit else "0" for bit in mask)
-
-
-def text_to_mask(text: str) -> tuple[bool, ...]:
-    return tuple(ch == "1" for ch in text)
-
-
 # --------------------------------------------------------------------------------------------
 # Child rows, keyed records and overlays (driven by models.ROLES)
 # --------------------------------------------------------------------------------------------
@@ -289,7 +176,7 @@ def item_rows(items: Items, tree: Any) -> list[dict]:
             marks: list[str] = []
             row = {
                 text_column: item[0],
-                float_column: store_float(item[1], float_column, False, marks),
+                float_column: forms.store_float(item[1], float_column, False, marks),
                 "float_marks": ",".join(marks) or None,
             }
         else:
@@ -309,7 +196,9 @@ def items_from_rows(items: Items, child_rows: list[Mapping]) -> dict | list:
         values = [
             (
                 r[text_column],
-                load_float(r[float_column], float_column, False, parse_marks(r["float_marks"])),
+                forms.load_float(
+                    r[float_column], float_column, False, forms.parse_marks(r["float_marks"])
+                ),
             )
             for r in child_rows
         ]

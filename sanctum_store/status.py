@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from sanctum_store.forms import utcnow
+
 #: A running run whose writer has not been heard from for this long reads as ``stale``...
 STALE_AFTER = timedelta(minutes=2)
 #: ...and as ``crashed`` after this long.
@@ -54,10 +56,7 @@ def label(status: str) -> str:
 
 def status_expression(runs: sa.Table, now: datetime | None = None) -> sa.ColumnElement[str]:
     """SQL for a run's status: as stored once ended, else from its heartbeat's age."""
-    if now is None:
-        from sanctum_store.rows import utcnow  # the CLI imports this module: keep it light
-
-        now = utcnow()
+    now = now or utcnow()
     heartbeat = sa.func.coalesce(runs.c.heartbeat_at, runs.c.last_seen)
     return sa.case(
         (runs.c.status != RunStatus.RUNNING.value, runs.c.status),

@@ -109,3 +109,11 @@ def test_modules_and_functions_stay_small():
             for node in ast.walk(ast.parse(text)):
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     assert node.end_lineno - node.lineno < 80, f"{name}.{node.name}"
+
+
+def test_storage_forms_live_in_forms():
+    """The sign of -0.0, UTC conversion and NaN in JSON are handled in one module."""
+    for module, path in MODULES.items():
+        text = path.read_text()
+        for token in ("copysign", "astimezone(UTC)", "$float"):
+            assert module == "sanctum_store.forms" or token not in text, (module, token)

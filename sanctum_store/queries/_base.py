@@ -20,8 +20,8 @@ from sanctum_store.expressions import (
     growth,
     trained,
 )
+from sanctum_store.forms import to_utc
 from sanctum_store.models import TABLES
-from sanctum_store.rows import to_utc
 from sanctum_store.status import status_expression
 
 RUNS, SNAPSHOTS, ENVS, TAMIYO = (

@@ -8,7 +8,7 @@ from datetime import datetime
 import pandas as pd
 import sqlalchemy as sa
 
-from sanctum_store import rows
+from sanctum_store import forms
 from sanctum_store.queries._base import (
     EVENTS,
     RUNS,
@@ -62,8 +62,8 @@ def search_events(
             e.message.icontains(text, autoescape=True),
             sa.cast(e.metadata, sa.Text).icontains(text, autoescape=True),
         ]
-        packed = rows.event_id_bytes(text)
-        if packed is not None:  # event ids esper's way are stored apart (rows.pack_event_id)
+        packed = forms.event_id_bytes(text)
+        if packed is not None:  # event ids esper's way are stored apart (forms.pack_event_id)
             matches.append(e.event_uuid == packed)
         conditions.append(sa.or_(*matches))
     query = sa.select(
@@ -98,7 +98,7 @@ def search_events(
     with read_connection(engine) as conn:
         found = _frame(conn, query, {**EVENT_COLUMNS, "event_uuid": "object"})
     found["metadata"] = [
-        rows.unpack_event_id(metadata, packed)
+        forms.unpack_event_id(metadata, packed)
         for metadata, packed in zip(found["metadata"], found.pop("event_uuid"), strict=True)
     ]
     return found
