@@ -129,6 +129,7 @@ list_runs = _on_archive(queries.list_runs)
 prune_reasons = _on_archive(queries.prune_reasons)
 run_index = _on_archive(queries.run_index)
 run_outcomes = _on_archive(queries.run_outcomes)
+facets = _on_archive(queries.run_facets)  # filter choices: reward_mode, group_id, task_name
 run_series = _on_archive(queries.run_series)
 search_events = _on_archive(queries.search_events)
 seed_funnel = _on_archive(queries.seed_funnel)
@@ -159,16 +160,6 @@ def snapshot_times(run_id: str) -> pd.DataFrame:
     step = len(times) / MAX_MOMENTS
     keep = sorted({int(i * step) for i in range(MAX_MOMENTS - 1)} | {len(times) - 1})
     return times.iloc[keep].reset_index(drop=True)
-
-
-@st.cache_data(ttl=FRESH_FOR, show_spinner=False)
-def _facets(url: str) -> dict[str, list[str]]:
-    return queries.run_facets(archive(url).engine)
-
-
-def facets() -> dict[str, list[str]]:
-    """The values runs take for reward_mode, group_id, task_name (for filter choices)."""
-    return _facets(archive_url())
 
 
 def clear() -> None:

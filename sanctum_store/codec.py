@@ -535,7 +535,7 @@ def _fast_form(spec: Spec, i: int, env: dict) -> tuple[str, str] | None:
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
-_STR = frozenset({str})
+_F, _I, _S, _B = frozenset({float}), frozenset({int}), frozenset({str}), frozenset({bool})
 
 
 def _plain(values) -> bool:
@@ -613,7 +613,7 @@ def free_value(value: Any, depth: int = 0) -> Any:
         raise _Invalid(f"value is nested deeper than {MAX_FREE_DEPTH} levels")
     if (  # a flat dict of plain values, text keys: the usual (event metadata)
         type(value) is dict
-        and set(map(type, value)) <= _STR
+        and set(map(type, value)) <= _S
         and _text(value)
         and _plain(value.values())
     ):
@@ -673,10 +673,10 @@ _FAST_HELPERS = {
     "_text": _text,
     "_ints": _ints,
     "_plain": _plain,
-    "_F": frozenset({float}),
-    "_I": frozenset({int}),
-    "_S": frozenset({str}),
-    "_B": frozenset({bool}),
+    "_F": _F,
+    "_I": _I,
+    "_S": _S,
+    "_B": _B,
 }
 for _cls, _info in CLASSES.items():
     _FAST[_cls] = _compile(_info)

@@ -44,15 +44,17 @@ def parse_marks(text: str | None) -> dict[str, str]:
     return dict(item.split("=", 1) for item in text.split(","))
 
 
-def point_values(value: float | str) -> dict:
-    """A history value as series_points columns (see models.SeriesPoint)."""
+def point_values(value: float | str) -> tuple[float | None, str | None]:
+    """A history value as series_points ``(num, txt)`` (see models.SeriesPoint)."""
+    if type(value) is float and value == value and value != 0.0:  # the usual value: first
+        return value, None
     if isinstance(value, str):
-        return {"num": None, "txt": value}
+        return None, value
     if value != value:
-        return {"num": None, "txt": None}
+        return None, None
     if value == 0.0 and math.copysign(1.0, value) < 0:
-        return {"num": None, "txt": "-0.0"}
-    return {"num": value, "txt": None}
+        return None, "-0.0"
+    return value, None
 
 
 def point_float(num: float | None, txt: str | None) -> float:

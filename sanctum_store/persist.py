@@ -457,10 +457,8 @@ class Persister:
         start = end - shared
         points = pending.points
         for seq, value in enumerate(values[shared:], end):
-            if type(value) is float and value == value and value != 0.0:  # the usual value
-                points.append({"series_id": sid, "seq": seq, "num": value, "txt": None})
-            else:
-                points.append({"series_id": sid, "seq": seq, **forms.point_values(value)})
+            num, txt = forms.point_values(value)
+            points.append({"series_id": sid, "seq": seq, "num": num, "txt": txt})
         state.windows[sid] = Window(start, keys)
         return sid, start, len(values)
 

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sanctum_store import codec, forms, models, rows, schema
+from sanctum_store import forms, models, rows, schema
 from sanctum_store.layouts import LAYOUTS
 from sanctum_store.models import ROLES, TABLES, tables_of
 
@@ -39,14 +39,11 @@ class _Fetch:
             if pk is not None:
                 self.wanted[table].add(pk)
 
-    def want_series(self, cls: type, row: Mapping, prefix: str = "") -> None:
-        layout = LAYOUTS[cls]
-        for name in layout.series:
-            sid, start, length = (row[prefix + name + s] for s in ("_sid", "_start", "_len"))
+    def want_series(self, cls: type, row: Mapping) -> None:
+        for _, column, _ in rows.series_plan(cls):
+            sid, start, length = (row[column + s] for s in ("_sid", "_start", "_len"))
             if length:
                 self.windows.add((sid, start, length))
-        for name, child_prefix in layout.flatten.items():
-            self.want_series(_child_cls(cls, name), row, prefix + child_prefix)
 
     # -- fetching -----------------------------------------------------------------------------
 
@@ -92,33 +89,24 @@ class _Fetch:
 
     # -- filling ------------------------------------------------------------------------------
 
-    def fill(self, cls: type, tree: dict, row: Mapping, prefix: str = "") -> None:
-        """Put references and histories into a tree node built by rows.from_row."""
-        layout = LAYOUTS[cls]
-        for name, table in layout.refs.items():
-            pk = row[f"{prefix}{name}_id"]
+    def fill(self, cls: type, tree: dict, row: Mapping) -> None:
+        """Put references and histories (the writer's: persist.add_refs_bulk, add_series)
+        into a tree node built by rows.from_row."""
+        for name, table in LAYOUTS[cls].refs.items():
+            pk = row[f"{name}_id"]
             tree[name] = None if pk is None else _copy(self.values[table][pk])
-        specs = {f.name: f.spec for f in codec.class_info(cls).fields}
-        for name in layout.series:
-            sid, start, length = (row[prefix + name + s] for s in ("_sid", "_start", "_len"))
-            if not length:
-                tree[name] = []
-                continue
-            values = self.points[sid]
-            window = [values[seq] for seq in range(start, start + length)]
-            if specs[name].item.kind == "str":
-                tree[name] = [txt for _, txt in window]
+        for path, column, text in rows.series_plan(cls):
+            node = tree
+            for name in path[:-1]:
+                node = node[name]
+            sid, start, length = (row[column + s] for s in ("_sid", "_start", "_len"))
+            window = (
+                [self.points[sid][seq] for seq in range(start, start + length)] if length else []
+            )
+            if text:
+                node[path[-1]] = [txt for _, txt in window]
             else:
-                tree[name] = [forms.point_float(num, txt) for num, txt in window]
-        for name, child_prefix in layout.flatten.items():
-            self.fill(_child_cls(cls, name), tree[name], row, prefix + child_prefix)
-
-
-def _child_cls(cls: type, name: str) -> type:
-    for f in codec.class_info(cls).fields:
-        if f.name == name:
-            return f.spec.cls
-    raise KeyError(name)
+                node[path[-1]] = [forms.point_float(num, txt) for num, txt in window]
 
 
 def _copy(value: Any) -> Any:
