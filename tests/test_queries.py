@@ -61,7 +61,8 @@ VIEWS = {
         "blend_success_rate",
     ],
     "v_cohorts": [
-        "task_name", "reward_mode", "group_id", "runs", "finished", "mean_final_accuracy",
+        "task_name", "reward_mode", "group_id", "runs", "finished", "running", "incomplete",
+        "stale", "crashed", "failed", "mean_final_accuracy",
         "min_final_accuracy", "max_final_accuracy", "mean_peak_accuracy", "mean_reward",
         "mean_growth_ratio", "mean_fossilize_rate",
     ],
@@ -521,8 +522,8 @@ def test_views_answer_like_the_queries(engine):
         }
         cohorts = conn.execute(
             sa.text(
-                "SELECT task_name, reward_mode, group_id, runs, finished, mean_final_accuracy"
-                " FROM v_cohorts ORDER BY task_name, reward_mode"
+                "SELECT task_name, reward_mode, group_id, runs, finished, running, crashed,"
+                " mean_final_accuracy FROM v_cohorts ORDER BY task_name, reward_mode"
             )
         ).all()
         lifecycle = conn.execute(
@@ -555,11 +556,18 @@ def test_views_answer_like_the_queries(engine):
     assert same([tuple(r) for r in got], expected)
     # 6 trained env rows of alpha, 4 of beta, 1 each of gamma and delta; seed slots of trained envs.
     assert counts == {"v_env_epochs": 12, "v_seeds": 12, "v_decisions": 7, "v_best_runs": 3}
-    assert [tuple(r) for r in cohorts] == [
-        ("cifar10", "shaped", "A", 2, 1, 26.0),
-        ("cifar10", "sparse", "B", 1, 0, 52.0),
-        ("mnist", "sparse", "B", 1, 0, 20.0),
-    ]
+    # v_cohorts averages the finished runs (the Cohorts page's default population) and counts
+    # the others by status: alpha is finished, delta running, beta failed, gamma crashed.
+    assert same(
+        [tuple(r) for r in cohorts],
+        [
+            ("cifar10", "shaped", "A", 2, 1, 1, 0, 42.0),
+            ("cifar10", "sparse", "B", 1, 0, 0, 0, NAN),
+            ("mnist", "sparse", "B", 1, 0, 0, 1, NAN),
+        ],
+    )
+    finished = queries.run_outcomes(engine, status="finished")
+    assert finished.groupby("reward_mode")["final_accuracy"].mean().to_dict() == {"shaped": 42.0}
     assert same(
         [tuple(r) for r in lifecycle],
         [
