@@ -587,6 +587,30 @@ class SeedVisit(Base):
     epochs_in_stage: Mapped[int] = mapped_column(sa.BigInteger)
 
 
+class Episode(Base):
+    """One episode: an env of a run training its host from scratch for one batch, as the last
+    snapshot that saw it at its end (``epoch`` = the run's ``max_epochs``) left it. An episode
+    whose end no snapshot saw has no row. Derived with the seeds, per (run, batch): see
+    :mod:`sanctum_store.summary`."""
+
+    __tablename__ = "episodes"
+    __role__ = Role("derived")
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    run_pk: Mapped[int] = _run_key()
+    batch: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    env_key: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    env_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    snapshot_id: Mapped[int] = mapped_column(sa.BigInteger)  # the snapshot that saw the end
+    final_accuracy: Mapped[float | None] = mapped_column(sa.Double)
+    peak_accuracy: Mapped[float | None] = mapped_column(sa.Double)
+    final_loss: Mapped[float | None] = mapped_column(sa.Double)
+    episode_reward: Mapped[float | None] = mapped_column(sa.Double)
+    fossilized: Mapped[int | None] = mapped_column(sa.BigInteger)
+    pruned: Mapped[int | None] = mapped_column(sa.BigInteger)
+    growth_ratio: Mapped[float | None] = mapped_column(sa.Double)
+
+
 class SeedBatch(Base):
     """A (run, batch) whose seeds are in seed_lives, derived from ``snapshots`` snapshots."""
 

@@ -16,6 +16,8 @@ plain selects instead of a walk over every snapshot.
   one env, so a batch whose snapshot count changed is derived again whole, with the window
   functions that define a seed. Questions never write: the batches not derived yet (a running
   run's current one; :func:`stale_batches`) are derived in the question itself.
+* **Episodes** in ``episodes`` (one row per (run, batch, env) episode whose end a snapshot saw,
+  :func:`episodes_select`), derived with the seeds of the same (run, batch), at the same moments.
 
 Everything here runs in the caller's transaction.
 """
@@ -53,6 +55,7 @@ SEED_LIVES, SEED_VISITS, SEED_BATCHES = (
     TABLES["seed_visits"],
     TABLES["seed_batches"],
 )
+EPISODES = TABLES["episodes"]
 _FINAL = SNAPSHOTS.alias("final")
 
 #: The outcome columns :func:`run_outcome_updates` keeps on ``runs``.
@@ -310,6 +313,71 @@ def visits_select(where: list) -> sa.Select:
     )
 
 
+def episodes_select(where: list) -> sa.Select:
+    """One row per episode whose end the observations ``where`` selects saw, in ``episodes``'
+    columns.
+
+    An episode is one (run, batch, env): the env trains its host from scratch for
+    ``max_epochs`` epochs, then esper resets it for the next batch. Its end is an observation of
+    the env at epoch ``max_epochs`` (or later) in that batch; the latest one gives the final
+    accuracy, loss, reward (the env's ``cumulative_reward``: the episode's return), fossilized
+    and pruned counts and growth ratio. Its peak is the best accuracy any observation of the env
+    in that batch showed (``best_accuracy``, the env's running maximum within the episode). An
+    episode no snapshot saw at its end (sparse snapshots) has no row: it is never guessed.
+    """
+    e, s = ENVS.c, SNAPSHOTS.c
+    observed = (
+        sa.select(
+            e.run_pk,
+            s.current_batch.label("batch"),
+            e.env_key,
+            e.env_id,
+            e.snapshot_id,
+            e.host_accuracy,
+            e.best_accuracy,
+            e.host_loss,
+            e.cumulative_reward,
+            e.fossilized_count,
+            e.pruned_count,
+            growth(ENVS).label("growth_ratio"),
+            sa.and_(s.max_epochs > 0, e.current_epoch >= s.max_epochs).label("at_end"),
+            s.captured_ts,
+        )
+        .join_from(ENVS, SNAPSHOTS, SNAPSHOTS.c.id == ENVS.c.snapshot_id)
+        .where(e.current_epoch > 0, *where)
+        .subquery("observed")
+    )
+    o = observed.c
+    episode = (o.run_pk, o.batch, o.env_key)
+    latest_end = sa.func.row_number().over(
+        partition_by=(*episode, o.at_end), order_by=(o.captured_ts.desc(), o.snapshot_id.desc())
+    )
+    peak = sa.func.max(sa.func.coalesce(o.best_accuracy, o.host_accuracy)).over(
+        partition_by=episode
+    )
+    ranked = sa.select(observed, latest_end.label("latest_end"), peak.label("peak")).subquery(
+        "ranked"
+    )
+    r = ranked.c
+    columns = {
+        "run_pk": r.run_pk,
+        "batch": r.batch,
+        "env_key": r.env_key,
+        "env_id": r.env_id,
+        "snapshot_id": r.snapshot_id,
+        "final_accuracy": r.host_accuracy,
+        "peak_accuracy": sa.case((r.peak < r.host_accuracy, r.host_accuracy), else_=r.peak),
+        "final_loss": r.host_loss,
+        "episode_reward": r.cumulative_reward,
+        "fossilized": r.fossilized_count,
+        "pruned": r.pruned_count,
+        "growth_ratio": r.growth_ratio,
+    }
+    return sa.select(*(columns[c.name].label(c.name) for c in EPISODES.columns)).where(
+        r.at_end, r.latest_end == 1
+    )
+
+
 def stale_seed_runs(conn: Connection, *where: sa.ColumnElement) -> list[int]:
     """The runs matching ``where`` whose seeds are not (all) in the cache."""
     behind = sa.or_(
@@ -411,7 +479,7 @@ def refresh_seeds(
     return derived
 
 
-_SEED_TABLES = (SEED_LIVES, SEED_VISITS, SEED_BATCHES)
+_SEED_TABLES = (SEED_LIVES, SEED_VISITS, EPISODES, SEED_BATCHES)
 
 
 def _per_batch(conn: Connection, query: sa.Select) -> dict[int, dict[int, int]]:
@@ -439,6 +507,7 @@ def _derive(
     for table, select in (
         (SEED_LIVES, seeds_select(observations)),
         (SEED_VISITS, visits_select(observations)),
+        (EPISODES, episodes_select(observations)),
     ):
         conn.execute(sa.insert(table).from_select([c.name for c in table.columns], select))
     wanted = None if batches is None else set(batches)

@@ -33,7 +33,8 @@ Definitions (they matter when comparing runs):
 
 The package's modules, one concern each: :mod:`.runs` (listing, outcomes, look-ups),
 :mod:`.series` (metrics over time), :mod:`.leaderboard`, :mod:`.seeds` (lifecycles),
-:mod:`.decisions`, :mod:`.attribution`, :mod:`.events`; every public name is available here.
+:mod:`.decisions`, :mod:`.attribution`, :mod:`.events`, :mod:`.episodes` (how each episode
+ended); every public name is available here.
 Run outcomes and seeds are read from what :mod:`sanctum_store.summary` keeps.
 """
 
@@ -50,6 +51,7 @@ from sanctum_store.queries.decisions import (
     head_entropy,
     value_vs_reward,
 )
+from sanctum_store.queries.episodes import EPISODE_COLUMNS, episode_outcomes
 from sanctum_store.queries.events import EVENT_COLUMNS, search_events
 from sanctum_store.queries.leaderboard import (
     LEADERBOARD_COLUMNS,
@@ -86,6 +88,7 @@ __all__ = [
     "COHORT_ATTRIBUTES",
     "COHORT_CURVE_COLUMNS",
     "DECISION_COLUMNS",
+    "EPISODE_COLUMNS",
     "EVENT_COLUMNS",
     "FACETS",
     "HEADS",
@@ -108,6 +111,7 @@ __all__ = [
     "count_runs",
     "decision_table",
     "downsample_indices",
+    "episode_outcomes",
     "head_entropy",
     "leaderboard",
     "leaderboard_select",

@@ -1,4 +1,5 @@
-"""v_cohorts summarizes the runs the Cohorts page compares: finished ones
+"""episodes kept with the seeds; v_episodes; v_cohorts summarizes the runs the Cohorts page
+compares: finished ones
 
 Revision ID: 0005
 Revises: 0004
@@ -9,10 +10,16 @@ the Cohorts page (and README's statistics recipe) compare finished runs: SQL and
 different stories about the same cohorts. v_cohorts now averages finished runs only, as the page
 does by default, and counts the runs of every status beside them (``runs`` = all of them,
 ``finished`` = those averaged, then one count per other status), so what was left out is in view.
+
+``episodes`` keeps one row per (run, batch, env) episode whose end a snapshot saw, derived with
+the seeds per (run, batch). The seed caches are emptied here (``seed_batches`` and
+``runs.seeds_counted_at`` say nothing was derived), so ``db upgrade`` derives seeds and episodes
+afresh for every run, as it derived seeds at 0003. ``v_episodes`` reads them by run id.
 """
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
@@ -68,7 +75,42 @@ GROUP BY task_name, reward_mode, group_id
 """
 
 
+V_EPISODES = """
+CREATE VIEW v_episodes AS
+SELECT
+    r.run_id, e.batch, e.env_id, e.final_accuracy, e.peak_accuracy, e.final_loss,
+    e.episode_reward, e.growth_ratio, e.fossilized, e.pruned,
+    r.task_name, r.reward_mode, r.group_id, e.snapshot_id
+FROM episodes e JOIN runs r ON r.id = e.run_pk
+"""
+
+
 def upgrade() -> None:
+    op.create_table(
+        "episodes",
+        sa.Column("run_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("batch", sa.BigInteger(), nullable=False),
+        sa.Column("env_key", sa.BigInteger(), nullable=False),
+        sa.Column("env_id", sa.BigInteger(), nullable=True),
+        sa.Column("snapshot_id", sa.BigInteger(), nullable=False),
+        sa.Column("final_accuracy", sa.Double(), nullable=True),
+        sa.Column("peak_accuracy", sa.Double(), nullable=True),
+        sa.Column("final_loss", sa.Double(), nullable=True),
+        sa.Column("episode_reward", sa.Double(), nullable=True),
+        sa.Column("fossilized", sa.BigInteger(), nullable=True),
+        sa.Column("pruned", sa.BigInteger(), nullable=True),
+        sa.Column("growth_ratio", sa.Double(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["run_pk"], ["runs.id"], name=op.f("fk_episodes_run_pk_runs"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("run_pk", "batch", "env_key", name=op.f("pk_episodes")),
+        sqlite_with_rowid=False,
+    )
+    # Derive seeds and episodes afresh (db upgrade does, after the migrations).
+    for table in ("seed_batches", "seed_lives", "seed_visits"):
+        op.execute(f"DELETE FROM {table}")
+    op.execute("UPDATE runs SET seeds_counted_at = NULL")
+    op.execute(V_EPISODES)
     op.execute("DROP VIEW v_cohorts")
     op.execute(v_cohorts())
 
@@ -76,3 +118,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP VIEW v_cohorts")
     op.execute(V_COHORTS_0003)
+    op.execute("DROP VIEW v_episodes")
+    op.drop_table("episodes")
