@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -169,21 +170,38 @@ def test_higher_is_better_false_names_the_lower_cohort_the_winner():
     df = runs(fast=[10.0, 11.0, 12.0, 10.5, 11.5, 10.8], slow=[20.0, 21.0, 19.5, 20.5, 22.0, 21.2])
     (up,) = compare_cohorts(df, "mode", "acc")["verdict"]
     (down,) = compare_cohorts(df, "mode", "acc", higher_is_better=False)["verdict"]
-    assert up.startswith("slow beats fast")
-    assert down.startswith("fast beats slow")
-    assert "lower is better" in down
+    assert up.startswith("On acc, slow − fast = +") and up.endswith(
+        "slow is better than fast (higher is better; large effect, g=11.1)"
+    )
+    assert down.startswith("On acc, slow − fast = +")
+    assert "fast is better than slow (lower is better;" in down
 
 
-def test_significant_verdict_orients_numbers_to_the_winner():
+def test_direction_names_the_same_rule_as_higher_is_better():
+    df = runs(fast=[10.0, 11.0, 12.0, 10.5, 11.5, 10.8], slow=[20.0, 21.0, 19.5, 20.5, 22.0, 21.2])
+    for direction, flag in (("higher", True), ("lower", False)):
+        pd.testing.assert_frame_equal(
+            compare_cohorts(df, "mode", "acc", direction=direction),
+            compare_cohorts(df, "mode", "acc", higher_is_better=flag),
+        )
+    with pytest.raises(ValueError, match="direction must be one of"):
+        compare_cohorts(df, "mode", "acc", direction="up")
+
+
+def test_significant_verdict_keeps_the_rows_sign():
     df = runs(
         shaped=[70.0, 71.0, 69.5, 70.5, 70.2, 69.8], sparse=[60.0, 61.0, 59.0, 60.5, 59.5, 60.2]
     )
     (r,) = [r for _, r in compare_cohorts(df, "mode", "acc").iterrows()]
     assert r["diff"] < 0 and r["significant"]
-    # diff is sparse - shaped (negative); the sentence says shaped wins by a positive amount.
-    assert r["verdict"].startswith("shaped beats sparse on acc by +")
-    assert "95% CI +" in r["verdict"] and "large effect, g=" in r["verdict"]
+    # diff is sparse - shaped (negative), and the sentence says exactly that, then who is better.
+    assert r["verdict"].startswith("On acc, sparse − shaped = -")
+    assert "95% CI -" in r["verdict"] and "large effect, g=-" in r["verdict"]
+    assert "shaped is better than sparse (higher is better" in r["verdict"]
     assert "p<0.001" in r["verdict"] and "low power" not in r["verdict"]
+    # P(improvement) is about b (sparse), the worse cohort: every sparse run is below every
+    # shaped one.
+    assert r["p_improvement"] == 0.0
 
 
 def test_more_than_two_cohorts_applies_holm():
@@ -283,7 +301,7 @@ def test_different_constants_differ_deterministically_without_a_p_value():
     assert math.isnan(r["welch_p"]) and math.isnan(r["p_adjusted"]) and not r["significant"]
     assert math.isnan(r["hedges_g"])
     assert "differ deterministically" in r["verdict"] and "N=3 is small" in r["verdict"]
-    assert "beats" not in r["verdict"]
+    assert "better than" not in r["verdict"] and "b − a = -1" in r["verdict"]
     assert r["diff_ci_low"] == r["diff_ci_high"] == -1.0
 
 
@@ -293,7 +311,7 @@ def test_one_constant_cohort_is_still_testable():
     with pytest.warns(RuntimeWarning):  # scipy's cancellation warning, which we avoid
         expected = sps.ttest_ind(b, a, equal_var=False)
     assert r["welch_p"] == pytest.approx(expected.pvalue, rel=1e-9)
-    assert r["significant"] and r["verdict"].startswith("b beats a")
+    assert r["significant"] and "b is better than a" in r["verdict"]
 
 
 def test_nan_outcomes_are_dropped_before_testing():
@@ -396,10 +414,10 @@ def test_verdict_never_claims_a_winner_without_significance(data, higher_is_bett
     )
     alpha = 1 - confidence
     for r in out.itertuples():
-        claims = " beats " in r.verdict
+        claims = " is better than " in r.verdict
         assert claims == (r.p_adjusted < alpha) == r.significant
         if claims:
-            winner = r.verdict.split(" beats ")[0]
+            winner = re.search(r"\): (.+?) is better than ", r.verdict).group(1)
             b_higher = r.mean_b > r.mean_a
             assert winner == (r.b if b_higher == higher_is_better else r.a)
         if min(r.n_a, r.n_b) < 2:
