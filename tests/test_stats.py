@@ -16,9 +16,11 @@ from scipy import stats as sps
 from sanctum_store.stats import (
     COMPARE_COLUMNS,
     DESCRIBE_COLUMNS,
+    _p_text,
     cohort_summary,
     compare_cohorts,
     describe_cohorts,
+    format_number,
     holm,
 )
 
@@ -438,3 +440,118 @@ def test_cohort_summary_returns_both():
         compared, compare_cohorts(df, "mode", "acc", confidence=0.9, n_boot=500)
     )
     assert "90% CI" in compared["verdict"].iloc[0]
+
+
+# --------------------------------------------------------------------------- sign convention
+
+#: The verdict's "b − a = d (95% CI lo to hi; p...)" part.
+STATED = re.compile(
+    r"(?P<b>\S+) − (?P<a>\S+) = (?P<diff>\S+) \(95% CI (?P<lo>\S+) to (?P<hi>\S+); (?P<p>p[=<][^,;)]+)"
+)
+
+
+def _three_cohorts() -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    return runs(
+        shaped=rng.normal(70, 1, 6), simplified=rng.normal(70.3, 1, 6), sparse=rng.normal(60, 1, 6)
+    )
+
+
+@pytest.mark.parametrize("baseline", [None, "sparse", "shaped"])
+@pytest.mark.parametrize("direction", ["higher", "lower"])
+def test_the_verdict_states_the_rows_own_numbers(baseline, direction):
+    out = compare_cohorts(
+        _three_cohorts(), "mode", "acc", baseline=baseline, direction=direction, n_boot=500
+    )
+    # Both kinds of sentence: shaped and simplified are close, sparse far below both.
+    assert out["significant"].any()
+    assert out["significant"].all() == (baseline == "sparse")
+    for r in out.itertuples():
+        m = STATED.search(r.verdict)
+        assert m, r.verdict
+        assert (m["a"], m["b"]) == (r.a, r.b)
+        if baseline is not None:
+            assert r.a == baseline  # cohort − baseline
+        assert float(m["diff"]) == pytest.approx(r.diff, rel=5e-3)
+        assert m["diff"] == format_number(r.diff, signed=True)
+        assert m["lo"] == format_number(r.diff_ci_low, signed=True)
+        assert m["hi"] == format_number(r.diff_ci_high, signed=True)
+        assert r.diff_ci_low <= r.diff <= r.diff_ci_high
+        assert m["p"] == _p_text(r.p_adjusted, 0.05)
+        assert r.diff == pytest.approx(r.mean_b - r.mean_a)
+        if r.significant:
+            b_better = (r.diff > 0) == (direction == "higher")
+            better, worse = (r.b, r.a) if b_better else (r.a, r.b)
+            assert f"{better} is better than {worse} ({direction} is better" in r.verdict
+            # P(b better than a) agrees with who is called better.
+            assert (r.p_improvement > 0.5) == b_better
+        else:
+            assert "better than" not in r.verdict
+
+
+def test_compare_columns_put_significance_before_the_raw_statistics():
+    assert COMPARE_COLUMNS == (
+        "a", "b", "n_a", "n_b", "p_adjusted", "significant", "diff", "diff_ci_low",
+        "diff_ci_high", "mean_a", "mean_b", "hedges_g", "p_improvement", "welch_t", "welch_p",
+        "mwu_u", "mwu_p", "verdict",
+    )  # fmt: skip
+    out = compare_cohorts(_three_cohorts(), "mode", "acc", n_boot=100)
+    assert tuple(out.columns) == COMPARE_COLUMNS
+
+
+def test_a_tradeoff_reports_the_difference_but_never_a_better_cohort():
+    df = runs(small=[1.1, 1.2, 1.15, 1.12, 1.18], big=[2.0, 2.2, 2.1, 1.9, 2.05])
+    (r,) = compare_cohorts(df, "mode", "acc", direction="tradeoff").itertuples()
+    assert (r.a, r.b) == ("big", "small") and r.significant and r.diff < 0
+    assert STATED.search(r.verdict)["diff"] == format_number(r.diff, signed=True)
+    assert "small − big = -" in r.verdict
+    assert "small is significantly lower than big" in r.verdict
+    assert "better than" not in r.verdict and "neither is better" in r.verdict
+    assert math.isnan(r.p_improvement)
+
+
+def test_declared_outcomes_bring_their_direction():
+    df = pd.DataFrame(
+        {
+            "mode": ["a"] * 5 + ["b"] * 5,
+            "growth_ratio": [1.1, 1.2, 1.15, 1.12, 1.18, 2.0, 2.2, 2.1, 1.9, 2.05],
+        }
+    )
+    (r,) = compare_cohorts(df, "mode", "growth_ratio").itertuples()
+    assert r.significant and "neither is better" in r.verdict and "better than" not in r.verdict
+    # An explicit direction still wins over the declaration.
+    (r,) = compare_cohorts(df, "mode", "growth_ratio", direction="lower").itertuples()
+    assert "a is better than b (lower is better" in r.verdict
+
+
+def _rewards() -> pd.DataFrame:
+    rows = [("A", "shaped", v) for v in (5.0, 5.2, 5.1, 4.9, 5.05)]
+    rows += [("B", "shaped", v) for v in (6.0, 6.2, 6.1, 5.9, 6.05)]
+    rows += [("C", "sparse", v) for v in (0.1, 0.2, 0.15, 0.12, 0.18)]
+    return pd.DataFrame(rows, columns=["group", "reward_mode", "mean_reward"])
+
+
+def test_reward_based_outcomes_are_not_compared_across_reward_modes():
+    out = compare_cohorts(_rewards(), "group", "mean_reward", n_boot=200)
+    ab, ac = row(out, "A", "B"), row(out, "A", "C")
+    assert ab["significant"] and "B is better than A" in ab["verdict"]
+    assert ac["verdict"] == "not comparable: the reward definitions differ (A: shaped, C: sparse)"
+    assert not ac["significant"]
+    for col in ["p_adjusted", "welch_p", "mwu_p", "diff", "diff_ci_low", "hedges_g"]:
+        assert math.isnan(ac[col]), col
+    assert (ac["n_a"], ac["n_b"]) == (5, 5) and ac["mean_a"] == pytest.approx(5.05)
+    # The incomparable pairs are no tests: Holm adjusts over A-B alone.
+    assert ab["p_adjusted"] == ab["welch_p"]
+
+
+def test_reward_modes_can_be_given_and_mixed_cohorts_are_not_comparable():
+    df = _rewards().drop(columns="reward_mode")
+    modes = {"A": {"shaped"}, "B": {"shaped", "sparse"}, "C": ["sparse"]}
+    out = compare_cohorts(df, "group", "mean_reward", reward_modes=modes, n_boot=200)
+    assert row(out, "A", "B")["verdict"].startswith("not comparable")
+    assert "(A: shaped, B: shaped/sparse)" in row(out, "A", "B")["verdict"]
+    assert out["p_adjusted"].isna().all() and not out["significant"].any()
+    # Without modes nothing is known to differ; an outcome that is not reward-based ignores them.
+    assert not compare_cohorts(df, "group", "mean_reward")["verdict"].str.startswith("not").any()
+    plain = compare_cohorts(_rewards(), "group", "mean_reward", reward_based=False)
+    assert not plain["verdict"].str.startswith("not comparable").any()

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from sanctum_store import metrics
 from sanctum_store.expressions import (
     as_bigint,
     as_double,
@@ -20,7 +21,6 @@ from sanctum_store.expressions import (
     growth,
     trained,
 )
-from sanctum_store import metrics
 from sanctum_store.forms import to_utc
 from sanctum_store.models import TABLES
 from sanctum_store.status import status_expression
