@@ -535,3 +535,17 @@ def _p_text(p: float, alpha: float) -> str:
         if (float(text) < alpha) == (p < alpha):
             return f"p={text}"
     return f"p={p!r}"
+
+
+def comparison_text(compared: pd.DataFrame) -> pd.DataFrame:
+    """The table of :func:`compare_cohorts` without its verdicts, every number as text in the
+    verdicts' own format (:func:`format_number`; differences signed), for a terminal."""
+
+    def cell(column: str, value: object) -> str:
+        if isinstance(value, bool | np.bool_) or column in ("a", "b", "n_a", "n_b"):
+            return str(value)
+        signed = column in ("diff", "diff_ci_low", "diff_ci_high", "hedges_g", "welch_t")
+        return format_number(float(value), signed=signed)
+
+    columns = [c for c in compared.columns if c != "verdict"]
+    return pd.DataFrame({c: [cell(c, v) for v in compared[c]] for c in columns}, columns=columns)
