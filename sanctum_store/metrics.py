@@ -39,6 +39,9 @@ OUTCOMES: dict[str, Outcome] = {
         Outcome("peak_accuracy", "higher", False, (0.0, 100.0), "host_accuracy"),
         Outcome("mean_reward", "higher", True, (None, None), "cumulative_reward"),
         Outcome("growth_ratio", "tradeoff", False, (1.0, None), "growth_ratio"),
+        # Fossilizing a seed keeps its parameters: more growth, the same trade-off as growth
+        # ratio. No curve: the snapshots' seed_lifecycle_fossilize_rate counts fossilizations
+        # per episode, not fossilized / (fossilized + pruned).
         Outcome("fossilize_rate", "tradeoff", False, (0.0, 1.0), None),
     )
 }
