@@ -194,19 +194,27 @@ def run_config(run_id: str) -> dict:
 
 @st.cache_data(ttl=FRESH_FOR, show_spinner=False, max_entries=64)
 def cohort_statistics(
-    outcomes: pd.DataFrame, metric: str, higher_is_better: bool = True
+    outcomes: pd.DataFrame, metric: str, baseline: str | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-cohort summary and pairwise comparisons (``sanctum_store.stats``) of one outcome;
-    ``outcomes`` has a ``cohort`` column. Cached: the bootstrap takes a moment."""
-    from sanctum_store import stats
+    """Per-cohort summary and pairwise comparisons (``sanctum_store.stats``) of one outcome,
+    ``b − a`` or, with ``baseline``, cohort − baseline. ``outcomes`` has a ``cohort`` column and
+    the runs' ``reward_mode``: the outcome's direction and reward dependence come from
+    ``sanctum_store.metrics``, and a reward-based outcome is not compared across reward modes.
+    Cached: the bootstrap takes a moment."""
+    from sanctum_store import metrics, stats
 
+    declared = metrics.outcome(metric)
     outcomes = outcomes.assign(cohort=charts.labels(outcomes["cohort"]))
     return (
         stats.describe_cohorts(outcomes, "cohort", metric),
-        # 2,000 resamples: a percentile CI stable to about a hundredth of its width, in a
-        # fifth of the time of the default 10,000.
+        # The default resamples, as the CLI and README's recipe: the same intervals everywhere.
         stats.compare_cohorts(
-            outcomes, "cohort", metric, higher_is_better=higher_is_better, n_boot=2_000
+            outcomes,
+            "cohort",
+            metric,
+            baseline=baseline,
+            direction=declared.direction,
+            reward_based=declared.reward_based,
         ),
     )
 

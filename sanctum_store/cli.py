@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from sanctum_store import __version__
+from sanctum_store import __version__, metrics
 from sanctum_store.db import as_found, check_location, resolve_url
 from sanctum_store.errors import SanctumError
 from sanctum_store.status import STATUSES
@@ -200,6 +200,70 @@ def runs_command(db: str | None, status: str | None) -> None:
         "last_seen",
     ]
     click.echo(table[columns].to_string(index=False))
+
+
+@main.command("compare")
+@click.option(
+    "--by",
+    "attribute",
+    required=True,
+    metavar="ATTRIBUTE",
+    help="Cohorts by this run attribute, e.g. reward_mode or group_id.",
+)
+@click.option(
+    "--metric",
+    required=True,
+    type=click.Choice(tuple(metrics.OUTCOMES)),
+    help="Run outcome to compare.",
+)
+@click.option(
+    "--baseline", default=None, help="Compare every cohort with this one (cohort − baseline)."
+)
+@click.option(
+    "--status",
+    type=click.Choice(["finished", "all"]),
+    default="finished",
+    show_default=True,
+    help="Which runs count.",
+)
+@db_option
+def compare_command(
+    attribute: str, metric: str, baseline: str | None, status: str, db: str | None
+) -> None:
+    """Compare cohorts of runs on one outcome, as the explorer's Cohorts page does.
+
+    Every row reads b − a (with --baseline: cohort − baseline): the Holm-adjusted p-value and
+    significance first, then the difference with its 95 % bootstrap CI, the means, Hedges' g,
+    P(improvement) (the chance a run of b is better than a run of a) and the raw tests; then
+    one verdict per row with the same numbers. A reward-based outcome (mean_reward) is not
+    compared between cohorts with different reward modes.
+
+    \b
+    Example:
+        sanctum-store compare --by reward_mode --metric final_accuracy --baseline sparse
+    """
+    import pandas as pd
+
+    from sanctum_store import queries, stats
+    from sanctum_store.archive import Archive
+
+    if attribute not in queries.COHORT_ATTRIBUTES:
+        fail(f"--by must be one of {', '.join(queries.COHORT_ATTRIBUTES)}, got {attribute!r}")
+    filters = {} if status == "all" else {"status": status}
+    with Archive(resolve_url(db), create=False) as archive:
+        outcomes = queries.run_outcomes(archive.engine, **filters)
+    outcomes[attribute] = outcomes[attribute].map(lambda v: None if pd.isna(v) else str(v))
+    try:
+        compared = stats.compare_cohorts(outcomes, attribute, metric, baseline=baseline)
+    except ValueError as e:
+        fail(str(e))
+    if compared.empty:
+        click.echo(f"no comparisons: fewer than two cohorts of {attribute} among {status} runs")
+        return
+    click.echo(stats.comparison_text(compared).to_string(index=False))
+    click.echo("")
+    for verdict in compared["verdict"]:
+        click.echo(verdict)
 
 
 @main.command("import")

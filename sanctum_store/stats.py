@@ -15,6 +15,12 @@ Choices worth knowing:
   reported alongside but never decide the verdict.
 * A cohort whose values are all identical has zero variance, where the t-test is undefined
   (scipy returns a spurious p = 0 for two different constants). Such pairs get no p-value.
+* One sign convention: a row compares ``b`` with ``a`` as ``b - a`` (with a baseline, ``a`` is
+  the baseline: cohort - baseline), and the verdict states that same number, with the row's own
+  interval and p-value, before saying which cohort is better.
+* An outcome has a direction (:mod:`sanctum_store.metrics`): higher or lower is better, or a
+  trade-off, where a difference is reported but no cohort is called better. A reward-based
+  outcome is never compared between cohorts whose reward modes differ.
 """
 
 from __future__ import annotations
@@ -22,11 +28,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
+
+from sanctum_store import metrics
 
 DESCRIBE_COLUMNS: tuple[str, ...] = (
     "cohort",
@@ -40,26 +49,30 @@ DESCRIBE_COLUMNS: tuple[str, ...] = (
     "ci_high",
 )
 
+#: Significance first, then the difference ``b - a`` and its interval, then the raw statistics.
 COMPARE_COLUMNS: tuple[str, ...] = (
     "a",
     "b",
     "n_a",
     "n_b",
-    "mean_a",
-    "mean_b",
+    "p_adjusted",
+    "significant",
     "diff",
     "diff_ci_low",
     "diff_ci_high",
+    "mean_a",
+    "mean_b",
+    "hedges_g",
+    "p_improvement",
     "welch_t",
     "welch_p",
     "mwu_u",
     "mwu_p",
-    "hedges_g",
-    "p_improvement",
-    "p_adjusted",
-    "significant",
     "verdict",
 )
+
+#: Prefix of the verdict of a pair a reward-based outcome cannot compare.
+NOT_COMPARABLE = "not comparable: the reward definitions differ"
 
 #: Fewer runs than this per cohort and the verdict warns that power is low.
 LOW_POWER_N = 5
@@ -150,24 +163,35 @@ def compare_cohorts(
     confidence: float = 0.95,
     n_boot: int = 10_000,
     seed: int | None = 0,
-    higher_is_better: bool = True,
+    higher_is_better: bool | None = None,
+    direction: str | None = None,
+    reward_based: bool | None = None,
+    reward_modes: Mapping[object, Iterable[str]] | None = None,
 ) -> pd.DataFrame:
     """Pairwise A/B comparisons of ``metric`` between cohorts, one row per pair.
 
     Pairs are every two cohorts in label order, or each cohort against ``baseline`` (always
-    column ``a``). For each pair ``(a, b)``:
+    column ``a``). Every number of a row ``(a, b)`` reads "b compared with a":
 
-    * ``diff = mean_b - mean_a`` with a percentile-bootstrap interval (``n_boot`` resamples
-      within each cohort, deterministic for ``seed``; a pair's interval does not depend on which
-      other cohorts are in the table);
-    * ``welch_t``/``welch_p``: Welch's t-test of b vs a; ``mwu_u``/``mwu_p``: two-sided
-      Mann-Whitney U of b vs a;
-    * ``hedges_g``: pooled-std Cohen's d of b vs a times ``1 - 3 / (4 (n_a + n_b) - 9)``;
-    * ``p_improvement``: probability that a random run of b beats a random run of a (ties count
-      half), i.e. ``U_b / (n_a n_b)``; "beats" means "is lower" when ``higher_is_better`` is
-      False;
     * ``p_adjusted``: Holm-Bonferroni over the Welch p-values of all pairs in the table;
-      ``significant`` is ``p_adjusted < 1 - confidence``; ``verdict`` says it in words.
+      ``significant`` is ``p_adjusted < 1 - confidence``;
+    * ``diff = mean_b - mean_a`` (cohort - baseline) with a percentile-bootstrap interval
+      (``n_boot`` resamples within each cohort, deterministic for ``seed``; a pair's interval
+      does not depend on which other cohorts are in the table);
+    * ``hedges_g``: pooled-std Cohen's d of b - a times ``1 - 3 / (4 (n_a + n_b) - 9)``;
+    * ``p_improvement``: the probability that a random run of b is better than a random run of
+      a, ties counting half: ``P(b > a) + P(b = a) / 2`` when higher is better (``U_b / (n_a
+      n_b)``), ``P(b < a) + P(b = a) / 2`` when lower is better, NaN for a trade-off;
+    * ``welch_t``/``welch_p``: Welch's t-test of b vs a; ``mwu_u``/``mwu_p``: two-sided
+      Mann-Whitney U of b vs a (``mwu_u`` counts b > a, ties half);
+    * ``verdict``: ``"b − a = diff (CI; p)"`` with the row's numbers, then which is better.
+
+    ``direction`` is ``"higher"``, ``"lower"`` or ``"tradeoff"`` (no cohort is ever called
+    better); without it, ``higher_is_better``, else the declaration of ``metric`` in
+    :mod:`sanctum_store.metrics`, else higher. ``reward_based`` (default: from
+    :mod:`sanctum_store.metrics`) with ``reward_modes`` (cohort -> its runs' reward modes;
+    default: from a ``reward_mode`` column of ``df``, if any): a pair whose cohorts do not share
+    one reward mode gets no difference and no test, and the verdict says it is not comparable.
 
     Tests need at least two finite runs per cohort; below that, and for two zero-variance
     cohorts, p-values are NaN and the verdict explains why.
@@ -178,32 +202,31 @@ def compare_cohorts(
     _check_confidence(confidence)
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    direction = _direction(metric, direction, higher_is_better)
+    modes = _reward_modes(df, cohort, metric, reward_based, reward_modes)
     samples = {s.label: s for s in _samples(df, cohort, metric)}
-    if baseline is None:
-        pairs = list(itertools.combinations(samples, 2))
-    elif baseline not in samples:
-        known = ", ".join(map(str, samples)) or "none"
-        raise ValueError(f"baseline {baseline!r} is not a cohort of {cohort!r} (cohorts: {known})")
-    else:
-        pairs = [(baseline, label) for label in samples if label != baseline]
-
+    pairs = _pairs(samples, cohort, baseline)
     root = np.random.SeedSequence(seed)
     boot_means: dict[object, np.ndarray] = {}
     rows = []
     for la, lb in pairs:
         a, b = samples[la], samples[lb]
+        if modes is not None and _incomparable(modes.get(la), modes.get(lb)):
+            rows.append(_not_comparable_row(a, b))
+            continue
         for s in (a, b):
             if s.label not in boot_means and s.n >= 2:
                 boot_means[s.label] = _bootstrap_means(s, root, n_boot)
-        rows.append(_compare_pair(a, b, boot_means, confidence, higher_is_better))
+        rows.append(_compare_pair(a, b, boot_means, confidence, direction))
 
     out = pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
     out["p_adjusted"] = holm(out["welch_p"].to_numpy(dtype=float))
-    alpha = _alpha(confidence)
-    out["significant"] = (out["p_adjusted"] < alpha).astype(bool)
+    out["significant"] = (out["p_adjusted"] < _alpha(confidence)).astype(bool)
     n_tests = int(out["welch_p"].notna().sum())
     out["verdict"] = [
-        _verdict(samples[r.a], samples[r.b], r, metric, confidence, higher_is_better, n_tests)
+        _not_comparable(r.a, r.b, modes)
+        if modes is not None and _incomparable(modes.get(r.a), modes.get(r.b))
+        else _verdict(samples[r.a], samples[r.b], r, metric, confidence, direction, n_tests)
         for r in out.itertuples(index=False)
     ]
     return out.astype({"n_a": "int64", "n_b": "int64", "verdict": object})
@@ -248,6 +271,66 @@ def _alpha(confidence: float) -> float:
     # Rounded so that 1 - 0.95 is 0.05, not 0.050000000000000044 (which would call p = 0.05
     # significant).
     return round(1 - confidence, 12)
+
+
+def _direction(metric: str, direction: str | None, higher_is_better: bool | None) -> str:
+    if direction is not None:
+        if direction not in metrics.DIRECTIONS:
+            raise ValueError(f"direction must be one of {metrics.DIRECTIONS}, got {direction!r}")
+        return direction
+    if higher_is_better is not None:
+        return "higher" if higher_is_better else "lower"
+    declared = metrics.OUTCOMES.get(metric)
+    return declared.direction if declared else "higher"
+
+
+def _reward_modes(
+    df: pd.DataFrame,
+    cohort: str,
+    metric: str,
+    reward_based: bool | None,
+    reward_modes: Mapping[object, Iterable[str]] | None,
+) -> dict[object, frozenset[str]] | None:
+    """Each cohort's reward modes when ``metric`` is reward-based, else ``None`` (no rule)."""
+    if reward_based is None:
+        declared = metrics.OUTCOMES.get(metric)
+        reward_based = bool(declared and declared.reward_based)
+    if not reward_based:
+        return None
+    if reward_modes is not None:
+        return {_plain(k): frozenset(map(str, v)) for k, v in reward_modes.items()}
+    if "reward_mode" not in df.columns or cohort not in df.columns:
+        return None
+    known = df[df[cohort].notna() & df["reward_mode"].notna()]
+    groups = known.groupby(cohort, sort=False, observed=True)["reward_mode"]
+    return {_plain(k): frozenset(map(str, v)) for k, v in groups}
+
+
+def _incomparable(modes_a: frozenset[str] | None, modes_b: frozenset[str] | None) -> bool:
+    """Comparable only when both cohorts' runs share one reward mode."""
+    return modes_a != modes_b or modes_a is None or len(modes_a) != 1
+
+
+def _not_comparable(a: object, b: object, modes: dict[object, frozenset[str]]) -> str:
+    def named(label: object) -> str:
+        return "/".join(sorted(modes.get(label) or ())) or "unknown"
+
+    return f"{NOT_COMPARABLE} ({a}: {named(a)}, {b}: {named(b)})"
+
+
+def _not_comparable_row(a: _Sample, b: _Sample) -> dict:
+    row = dict.fromkeys(COMPARE_COLUMNS, math.nan)
+    row.update(a=a.label, b=b.label, n_a=a.n, n_b=b.n, mean_a=a.mean, mean_b=b.mean)
+    return row
+
+
+def _pairs(samples: dict[object, _Sample], cohort: str, baseline: object | None) -> list:
+    if baseline is None:
+        return list(itertools.combinations(samples, 2))
+    if baseline not in samples:
+        known = ", ".join(map(str, samples)) or "none"
+        raise ValueError(f"baseline {baseline!r} is not a cohort of {cohort!r} (cohorts: {known})")
+    return [(baseline, label) for label in samples if label != baseline]
 
 
 def _samples(df: pd.DataFrame, cohort: str, metric: str) -> list[_Sample]:
@@ -301,39 +384,27 @@ def _compare_pair(
     b: _Sample,
     boot_means: dict[object, np.ndarray],
     confidence: float,
-    higher_is_better: bool,
+    direction: str,
 ) -> dict:
-    nan = math.nan
-    row = {
-        "a": a.label,
-        "b": b.label,
-        "n_a": a.n,
-        "n_b": b.n,
-        "mean_a": a.mean,
-        "mean_b": b.mean,
-        "diff": b.mean - a.mean,
-        "diff_ci_low": nan,
-        "diff_ci_high": nan,
-        "welch_t": nan,
-        "welch_p": nan,
-        "mwu_u": nan,
-        "mwu_p": nan,
-        "hedges_g": nan,
-        "p_improvement": nan,
-    }
+    row = dict.fromkeys(COMPARE_COLUMNS, math.nan)
+    row.update(a=a.label, b=b.label, n_a=a.n, n_b=b.n, mean_a=a.mean, mean_b=b.mean)
+    row["diff"] = b.mean - a.mean
     if a.n >= 1 and b.n >= 1:
         # U and P(improvement) are descriptive and meaningful even for one run each.
         u = float(sps.mannwhitneyu(b.values, a.values, alternative="two-sided").statistic)
-        p_b_higher = u / (a.n * b.n)
+        p_b_higher = u / (a.n * b.n)  # P(b > a) + P(b = a) / 2
         row["mwu_u"] = u
-        row["p_improvement"] = p_b_higher if higher_is_better else 1 - p_b_higher
+        row["p_improvement"] = {"higher": p_b_higher, "lower": 1 - p_b_higher}.get(
+            direction, math.nan
+        )
     if a.n < 2 or b.n < 2:
         return row
 
     row["mwu_p"] = float(sps.mannwhitneyu(b.values, a.values, alternative="two-sided").pvalue)
     diffs = boot_means[b.label] - boot_means[a.label]
     alpha = _alpha(confidence)
-    row["diff_ci_low"], row["diff_ci_high"] = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
+    low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
+    row["diff_ci_low"], row["diff_ci_high"] = float(low), float(high)
 
     if a.constant and b.constant:
         return row  # t is 0/0 or ±inf/∞: no test, see the module docstring
@@ -351,16 +422,28 @@ def _compare_pair(
 # --------------------------------------------------------------------------- verdicts
 
 
+def difference_text(r, confidence: float = 0.95) -> str:
+    """``"b − a = +1.02 (95% CI +0.597 to +1.36"`` for comparison row ``r``: the row's own
+    numbers, formatted by :func:`format_number`, as the verdict and the CLI state them."""
+    conf = f"{confidence * 100:g}%"
+    return (
+        f"{r.b} − {r.a} = {format_number(r.diff, signed=True)} ({conf} CI "
+        f"{format_number(r.diff_ci_low, signed=True)} to "
+        f"{format_number(r.diff_ci_high, signed=True)}"
+    )
+
+
 def _verdict(
     a: _Sample,
     b: _Sample,
     r,
     metric: str,
     confidence: float,
-    higher_is_better: bool,
+    direction: str,
     n_tests: int,
 ) -> str:
-    """One plain-language sentence; claims a winner only when ``r.significant``."""
+    """One plain-language sentence stating ``b − a`` with the row's numbers; names a better
+    cohort only when ``r.significant`` and the outcome has a better direction."""
     what = metric.replace("_", " ")
     alpha = _alpha(confidence)
     few = [s for s in (a, b) if s.n < 2]
@@ -375,19 +458,7 @@ def _verdict(
         else ""
     )
     if a.constant and b.constant:
-        if a.mean == b.mean:
-            return (
-                f"No difference between {a.label} and {b.label} on {what}: every run of both "
-                f"scored {_num(a.mean)} (zero variance, no test needed)"
-            )
-        hi, lo = (b, a) if b.mean > a.mean else (a, b)
-        return (
-            f"{a.label} and {b.label} differ deterministically on {what}: every {hi.label} run "
-            f"scored {_num(hi.mean)} and every {lo.label} run {_num(lo.mean)}, but with zero "
-            f"variance no test is possible and N={n_min} is small; collect more runs before "
-            f"calling a winner"
-        )
-
+        return _constant_verdict(a, b, r, what, n_min)
     if not math.isfinite(r.p_adjusted):  # not expected past the checks above; never guess
         return f"No test possible between {a.label} and {b.label} on {what}"
     p_text = _p_text(r.p_adjusted, alpha)
@@ -396,27 +467,40 @@ def _verdict(
         if r.welch_p < alpha <= r.p_adjusted:
             # Say why a difference that looks significant on its own is not called one.
             p_text += f"; unadjusted {_p_text(r.welch_p, alpha)}"
-    conf = f"{confidence * 100:g}%"
+    stated = f"{difference_text(r, confidence)}; {p_text})"
     if not r.significant:
         return (
-            f"No significant difference between {a.label} and {b.label} on {what} "
-            f"(diff {_num(r.diff, signed=True)}, {conf} CI {_num(r.diff_ci_low, signed=True)} "
-            f"to {_num(r.diff_ci_high, signed=True)}; {p_text}); the data cannot tell them "
-            f"apart{low_power}{', so a real difference could be missed' if low_power else ''}"
+            f"No significant difference on {what}: {stated}; the data cannot tell {a.label} "
+            f"and {b.label} apart{low_power}"
+            f"{', so a real difference could be missed' if low_power else ''}"
         )
-
-    b_wins = (r.diff > 0) == higher_is_better
-    winner, loser = (b, a) if b_wins else (a, b)
-    # Orient every number as winner minus loser, so the sentence reads left to right.
-    sign = 1 if winner is b else -1
-    d = sign * r.diff
-    lo, hi = sorted((sign * r.diff_ci_low, sign * r.diff_ci_high))
-    g = sign * r.hedges_g
-    direction = "" if higher_is_better else "lower is better; "
+    effect = f"{_effect_size_label(r.hedges_g)} effect, g={format_number(r.hedges_g)}"
+    if direction == "tradeoff":
+        side = "higher" if r.diff > 0 else "lower"
+        return (
+            f"On {what}, {stated}: {b.label} is significantly {side} than {a.label} ({effect}); "
+            f"{what} is a trade-off, so neither is better{low_power}"
+        )
+    b_better = (r.diff > 0) == (direction == "higher")
+    better, worse = (b, a) if b_better else (a, b)
     return (
-        f"{winner.label} beats {loser.label} on {what} by {_num(d, signed=True)} "
-        f"({direction}{conf} CI {_num(lo, signed=True)} to {_num(hi, signed=True)}; {p_text}; "
-        f"{_effect_size_label(g)} effect, g={_num(g)}){low_power}"
+        f"On {what}, {stated}: {better.label} is better than {worse.label} "
+        f"({direction} is better; {effect}){low_power}"
+    )
+
+
+def _constant_verdict(a: _Sample, b: _Sample, r, what: str, n_min: int) -> str:
+    if a.mean == b.mean:
+        return (
+            f"No difference between {a.label} and {b.label} on {what}: every run of both "
+            f"scored {format_number(a.mean)} (zero variance, no test needed)"
+        )
+    return (
+        f"{a.label} and {b.label} differ deterministically on {what}: {b.label} − {a.label} = "
+        f"{format_number(r.diff, signed=True)} (every {b.label} run scored "
+        f"{format_number(b.mean)} and every {a.label} run {format_number(a.mean)}), but with "
+        f"zero variance no test is possible and N={n_min} is small; collect more runs before "
+        f"calling either better"
     )
 
 
@@ -432,7 +516,7 @@ def _effect_size_label(g: float) -> str:
     return "large"
 
 
-def _num(x: float, *, signed: bool = False) -> str:
+def format_number(x: float, *, signed: bool = False) -> str:
     """Three significant digits, without scientific notation for ordinary magnitudes."""
     if not math.isfinite(x):
         return str(x)
@@ -451,3 +535,17 @@ def _p_text(p: float, alpha: float) -> str:
         if (float(text) < alpha) == (p < alpha):
             return f"p={text}"
     return f"p={p!r}"
+
+
+def comparison_text(compared: pd.DataFrame) -> pd.DataFrame:
+    """The table of :func:`compare_cohorts` without its verdicts, every number as text in the
+    verdicts' own format (:func:`format_number`; differences signed), for a terminal."""
+
+    def cell(column: str, value: object) -> str:
+        if isinstance(value, bool | np.bool_) or column in ("a", "b", "n_a", "n_b"):
+            return str(value)
+        signed = column in ("diff", "diff_ci_low", "diff_ci_high", "hedges_g", "welch_t")
+        return format_number(float(value), signed=signed)
+
+    columns = [c for c in compared.columns if c != "verdict"]
+    return pd.DataFrame({c: [cell(c, v) for v in compared[c]] for c in columns}, columns=columns)

@@ -144,3 +144,77 @@ def test_where_command_follows_the_convention(runner, tmp_path):
     result = runner.invoke(main, ["where", "--db", url])
     assert result.exit_code == 0
     assert result.output.strip() == url
+
+
+# --------------------------------------------------------------------------------------------
+# compare: the Cohorts page's statistics on the command line
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory) -> str:
+    from datetime import UTC, datetime
+
+    from sanctum_store import demo
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('compare') / 'demo.db'}"
+    demo.write_demo(url, 6, seed=3, now=datetime.now(UTC))
+    return url
+
+
+def _expected_comparison(url: str, by: str, metric: str, baseline, status: str):
+    from sanctum_store import queries, stats
+    from sanctum_store.archive import Archive
+
+    with Archive(url, create=False) as archive:
+        outcomes = queries.run_outcomes(
+            archive.engine, **({} if status == "all" else {"status": status})
+        )
+    return stats.compare_cohorts(outcomes, by, metric, baseline=baseline)
+
+
+@pytest.mark.parametrize(
+    ("by", "metric", "baseline", "status"),
+    [
+        ("reward_mode", "final_accuracy", None, "finished"),
+        ("reward_mode", "final_accuracy", "sparse", "all"),
+        ("reward_mode", "peak_accuracy", None, "all"),
+        ("group_id", "mean_reward", None, "all"),
+    ],
+)
+def test_compare_prints_the_same_numbers_as_compare_cohorts(
+    runner, demo_url, by, metric, baseline, status
+):
+    from sanctum_store import stats
+
+    args = ["compare", "--by", by, "--metric", metric, "--db", demo_url]
+    args += ["--baseline", baseline] if baseline else []
+    args += ["--status", status] if status != "finished" else []  # finished is the default
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    expected = _expected_comparison(demo_url, by, metric, baseline, status)
+    assert not expected.empty
+    table_text, verdicts = result.output.rstrip("\n").split("\n\n")
+    assert table_text == stats.comparison_text(expected).to_string(index=False)
+    assert verdicts.splitlines() == expected["verdict"].tolist()
+    header, *lines = table_text.splitlines()
+    assert header.split() == [c for c in stats.COMPARE_COLUMNS if c != "verdict"]
+    for line, r in zip(lines, expected.itertuples(), strict=True):
+        cells = dict(zip(header.split(), line.split(), strict=True))
+        assert (cells["a"], cells["b"]) == (r.a, r.b)
+        assert float(cells["diff"]) == pytest.approx(r.diff, rel=5e-3, nan_ok=True)
+        if baseline:
+            assert r.a == baseline
+    if metric == "mean_reward":  # groups A, B, C each have their own reward mode
+        assert all(
+            v.startswith("not comparable: the reward definitions differ")
+            for v in verdicts.splitlines()
+        )
+
+
+def test_compare_refuses_an_unknown_baseline_or_attribute(runner, demo_url):
+    args = ["compare", "--by", "reward_mode", "--metric", "final_accuracy", "--db", demo_url]
+    result = runner.invoke(main, [*args, "--baseline", "dense"])
+    assert result.exit_code != 0 and "baseline 'dense' is not a cohort" in result.output
+    result = runner.invoke(main, [*args[:2], "colour", *args[3:]])
+    assert result.exit_code != 0 and "--by must be one of" in result.output

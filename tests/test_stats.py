@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -15,9 +16,11 @@ from scipy import stats as sps
 from sanctum_store.stats import (
     COMPARE_COLUMNS,
     DESCRIBE_COLUMNS,
+    _p_text,
     cohort_summary,
     compare_cohorts,
     describe_cohorts,
+    format_number,
     holm,
 )
 
@@ -169,21 +172,38 @@ def test_higher_is_better_false_names_the_lower_cohort_the_winner():
     df = runs(fast=[10.0, 11.0, 12.0, 10.5, 11.5, 10.8], slow=[20.0, 21.0, 19.5, 20.5, 22.0, 21.2])
     (up,) = compare_cohorts(df, "mode", "acc")["verdict"]
     (down,) = compare_cohorts(df, "mode", "acc", higher_is_better=False)["verdict"]
-    assert up.startswith("slow beats fast")
-    assert down.startswith("fast beats slow")
-    assert "lower is better" in down
+    assert up.startswith("On acc, slow − fast = +") and up.endswith(
+        "slow is better than fast (higher is better; large effect, g=11.1)"
+    )
+    assert down.startswith("On acc, slow − fast = +")
+    assert "fast is better than slow (lower is better;" in down
 
 
-def test_significant_verdict_orients_numbers_to_the_winner():
+def test_direction_names_the_same_rule_as_higher_is_better():
+    df = runs(fast=[10.0, 11.0, 12.0, 10.5, 11.5, 10.8], slow=[20.0, 21.0, 19.5, 20.5, 22.0, 21.2])
+    for direction, flag in (("higher", True), ("lower", False)):
+        pd.testing.assert_frame_equal(
+            compare_cohorts(df, "mode", "acc", direction=direction),
+            compare_cohorts(df, "mode", "acc", higher_is_better=flag),
+        )
+    with pytest.raises(ValueError, match="direction must be one of"):
+        compare_cohorts(df, "mode", "acc", direction="up")
+
+
+def test_significant_verdict_keeps_the_rows_sign():
     df = runs(
         shaped=[70.0, 71.0, 69.5, 70.5, 70.2, 69.8], sparse=[60.0, 61.0, 59.0, 60.5, 59.5, 60.2]
     )
     (r,) = [r for _, r in compare_cohorts(df, "mode", "acc").iterrows()]
     assert r["diff"] < 0 and r["significant"]
-    # diff is sparse - shaped (negative); the sentence says shaped wins by a positive amount.
-    assert r["verdict"].startswith("shaped beats sparse on acc by +")
-    assert "95% CI +" in r["verdict"] and "large effect, g=" in r["verdict"]
+    # diff is sparse - shaped (negative), and the sentence says exactly that, then who is better.
+    assert r["verdict"].startswith("On acc, sparse − shaped = -")
+    assert "95% CI -" in r["verdict"] and "large effect, g=-" in r["verdict"]
+    assert "shaped is better than sparse (higher is better" in r["verdict"]
     assert "p<0.001" in r["verdict"] and "low power" not in r["verdict"]
+    # P(improvement) is about b (sparse), the worse cohort: every sparse run is below every
+    # shaped one.
+    assert r["p_improvement"] == 0.0
 
 
 def test_more_than_two_cohorts_applies_holm():
@@ -283,7 +303,7 @@ def test_different_constants_differ_deterministically_without_a_p_value():
     assert math.isnan(r["welch_p"]) and math.isnan(r["p_adjusted"]) and not r["significant"]
     assert math.isnan(r["hedges_g"])
     assert "differ deterministically" in r["verdict"] and "N=3 is small" in r["verdict"]
-    assert "beats" not in r["verdict"]
+    assert "better than" not in r["verdict"] and "b − a = -1" in r["verdict"]
     assert r["diff_ci_low"] == r["diff_ci_high"] == -1.0
 
 
@@ -293,7 +313,7 @@ def test_one_constant_cohort_is_still_testable():
     with pytest.warns(RuntimeWarning):  # scipy's cancellation warning, which we avoid
         expected = sps.ttest_ind(b, a, equal_var=False)
     assert r["welch_p"] == pytest.approx(expected.pvalue, rel=1e-9)
-    assert r["significant"] and r["verdict"].startswith("b beats a")
+    assert r["significant"] and "b is better than a" in r["verdict"]
 
 
 def test_nan_outcomes_are_dropped_before_testing():
@@ -396,10 +416,10 @@ def test_verdict_never_claims_a_winner_without_significance(data, higher_is_bett
     )
     alpha = 1 - confidence
     for r in out.itertuples():
-        claims = " beats " in r.verdict
+        claims = " is better than " in r.verdict
         assert claims == (r.p_adjusted < alpha) == r.significant
         if claims:
-            winner = r.verdict.split(" beats ")[0]
+            winner = re.search(r"\): (.+?) is better than ", r.verdict).group(1)
             b_higher = r.mean_b > r.mean_a
             assert winner == (r.b if b_higher == higher_is_better else r.a)
         if min(r.n_a, r.n_b) < 2:
@@ -420,3 +440,118 @@ def test_cohort_summary_returns_both():
         compared, compare_cohorts(df, "mode", "acc", confidence=0.9, n_boot=500)
     )
     assert "90% CI" in compared["verdict"].iloc[0]
+
+
+# --------------------------------------------------------------------------- sign convention
+
+#: The verdict's "b − a = d (95% CI lo to hi; p...)" part.
+STATED = re.compile(
+    r"(?P<b>\S+) − (?P<a>\S+) = (?P<diff>\S+) \(95% CI (?P<lo>\S+) to (?P<hi>\S+); (?P<p>p[=<][^,;)]+)"
+)
+
+
+def _three_cohorts() -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    return runs(
+        shaped=rng.normal(70, 1, 6), simplified=rng.normal(70.3, 1, 6), sparse=rng.normal(60, 1, 6)
+    )
+
+
+@pytest.mark.parametrize("baseline", [None, "sparse", "shaped"])
+@pytest.mark.parametrize("direction", ["higher", "lower"])
+def test_the_verdict_states_the_rows_own_numbers(baseline, direction):
+    out = compare_cohorts(
+        _three_cohorts(), "mode", "acc", baseline=baseline, direction=direction, n_boot=500
+    )
+    # Both kinds of sentence: shaped and simplified are close, sparse far below both.
+    assert out["significant"].any()
+    assert out["significant"].all() == (baseline == "sparse")
+    for r in out.itertuples():
+        m = STATED.search(r.verdict)
+        assert m, r.verdict
+        assert (m["a"], m["b"]) == (r.a, r.b)
+        if baseline is not None:
+            assert r.a == baseline  # cohort − baseline
+        assert float(m["diff"]) == pytest.approx(r.diff, rel=5e-3)
+        assert m["diff"] == format_number(r.diff, signed=True)
+        assert m["lo"] == format_number(r.diff_ci_low, signed=True)
+        assert m["hi"] == format_number(r.diff_ci_high, signed=True)
+        assert r.diff_ci_low <= r.diff <= r.diff_ci_high
+        assert m["p"] == _p_text(r.p_adjusted, 0.05)
+        assert r.diff == pytest.approx(r.mean_b - r.mean_a)
+        if r.significant:
+            b_better = (r.diff > 0) == (direction == "higher")
+            better, worse = (r.b, r.a) if b_better else (r.a, r.b)
+            assert f"{better} is better than {worse} ({direction} is better" in r.verdict
+            # P(b better than a) agrees with who is called better.
+            assert (r.p_improvement > 0.5) == b_better
+        else:
+            assert "better than" not in r.verdict
+
+
+def test_compare_columns_put_significance_before_the_raw_statistics():
+    assert COMPARE_COLUMNS == (
+        "a", "b", "n_a", "n_b", "p_adjusted", "significant", "diff", "diff_ci_low",
+        "diff_ci_high", "mean_a", "mean_b", "hedges_g", "p_improvement", "welch_t", "welch_p",
+        "mwu_u", "mwu_p", "verdict",
+    )  # fmt: skip
+    out = compare_cohorts(_three_cohorts(), "mode", "acc", n_boot=100)
+    assert tuple(out.columns) == COMPARE_COLUMNS
+
+
+def test_a_tradeoff_reports_the_difference_but_never_a_better_cohort():
+    df = runs(small=[1.1, 1.2, 1.15, 1.12, 1.18], big=[2.0, 2.2, 2.1, 1.9, 2.05])
+    (r,) = compare_cohorts(df, "mode", "acc", direction="tradeoff").itertuples()
+    assert (r.a, r.b) == ("big", "small") and r.significant and r.diff < 0
+    assert STATED.search(r.verdict)["diff"] == format_number(r.diff, signed=True)
+    assert "small − big = -" in r.verdict
+    assert "small is significantly lower than big" in r.verdict
+    assert "better than" not in r.verdict and "neither is better" in r.verdict
+    assert math.isnan(r.p_improvement)
+
+
+def test_declared_outcomes_bring_their_direction():
+    df = pd.DataFrame(
+        {
+            "mode": ["a"] * 5 + ["b"] * 5,
+            "growth_ratio": [1.1, 1.2, 1.15, 1.12, 1.18, 2.0, 2.2, 2.1, 1.9, 2.05],
+        }
+    )
+    (r,) = compare_cohorts(df, "mode", "growth_ratio").itertuples()
+    assert r.significant and "neither is better" in r.verdict and "better than" not in r.verdict
+    # An explicit direction still wins over the declaration.
+    (r,) = compare_cohorts(df, "mode", "growth_ratio", direction="lower").itertuples()
+    assert "a is better than b (lower is better" in r.verdict
+
+
+def _rewards() -> pd.DataFrame:
+    rows = [("A", "shaped", v) for v in (5.0, 5.2, 5.1, 4.9, 5.05)]
+    rows += [("B", "shaped", v) for v in (6.0, 6.2, 6.1, 5.9, 6.05)]
+    rows += [("C", "sparse", v) for v in (0.1, 0.2, 0.15, 0.12, 0.18)]
+    return pd.DataFrame(rows, columns=["group", "reward_mode", "mean_reward"])
+
+
+def test_reward_based_outcomes_are_not_compared_across_reward_modes():
+    out = compare_cohorts(_rewards(), "group", "mean_reward", n_boot=200)
+    ab, ac = row(out, "A", "B"), row(out, "A", "C")
+    assert ab["significant"] and "B is better than A" in ab["verdict"]
+    assert ac["verdict"] == "not comparable: the reward definitions differ (A: shaped, C: sparse)"
+    assert not ac["significant"]
+    for col in ["p_adjusted", "welch_p", "mwu_p", "diff", "diff_ci_low", "hedges_g"]:
+        assert math.isnan(ac[col]), col
+    assert (ac["n_a"], ac["n_b"]) == (5, 5) and ac["mean_a"] == pytest.approx(5.05)
+    # The incomparable pairs are no tests: Holm adjusts over A-B alone.
+    assert ab["p_adjusted"] == ab["welch_p"]
+
+
+def test_reward_modes_can_be_given_and_mixed_cohorts_are_not_comparable():
+    df = _rewards().drop(columns="reward_mode")
+    modes = {"A": {"shaped"}, "B": {"shaped", "sparse"}, "C": ["sparse"]}
+    out = compare_cohorts(df, "group", "mean_reward", reward_modes=modes, n_boot=200)
+    assert row(out, "A", "B")["verdict"].startswith("not comparable")
+    assert "(A: shaped, B: shaped/sparse)" in row(out, "A", "B")["verdict"]
+    assert out["p_adjusted"].isna().all() and not out["significant"].any()
+    # Without modes nothing is known to differ; an outcome that is not reward-based ignores them.
+    assert not compare_cohorts(df, "group", "mean_reward")["verdict"].str.startswith("not").any()
+    plain = compare_cohorts(_rewards(), "group", "mean_reward", reward_based=False)
+    assert not plain["verdict"].str.startswith("not comparable").any()

@@ -5,8 +5,9 @@ import data
 import streamlit as st
 import tables
 
+from sanctum_store import metrics
 from sanctum_store.queries import COHORT_ATTRIBUTES, OUTCOME_METRICS
-from sanctum_store.stats import LOW_POWER_N
+from sanctum_store.stats import COMPARE_COLUMNS, LOW_POWER_N
 from sanctum_store.status import RunStatus
 
 st.title("Cohorts (A/B)")
@@ -20,40 +21,46 @@ finished_only = right.toggle(
     help="Running and crashed runs have not reached their final accuracy yet.",
 )
 filters = {"status": RunStatus.FINISHED.value} if finished_only else {}
-higher_is_better = True
+declared = metrics.outcome(metric)
 
 outcomes = data.run_outcomes(**filters)
+ALL_PAIRS = "(all pairs)"
+baseline = st.selectbox(
+    "Baseline",
+    [ALL_PAIRS, *sorted(set(charts.labels(outcomes[attribute])))],
+    key="cohort_baseline",
+    help="Compare every cohort with this one (cohort − baseline) instead of every pair (B − A).",
+)
 described, compared = data.cohort_statistics(
-    outcomes[["run_id", attribute, metric]].rename(columns={attribute: "cohort"}),
+    # The runs' reward modes come along: a reward-based outcome is not compared across them.
+    outcomes[["run_id", "reward_mode", metric]].assign(cohort=outcomes[attribute]),
     metric,
-    higher_is_better,
+    None if baseline == ALL_PAIRS else baseline,
 )
 
-curve_metric = (
-    "host_accuracy"
-    if metric in ("final_accuracy", "peak_accuracy")
-    else ("cumulative_reward" if metric == "mean_reward" else "growth_ratio")
-)
-curves = data.cohort_curves(attribute=attribute, metric=curve_metric, x="batch", **filters)
 # Every cohort the attribute takes in the archive, in one order: a cohort's colour is the same
 # whichever runs are shown.
 domain = data.cohort_domain(attribute)
-curves = curves.assign(cohort=charts.labels(curves["cohort"]))
-st.altair_chart(
-    charts.curves(
-        curves,
-        x="x",
-        y="mean",
-        color="cohort",
-        band=("ci_low", "ci_high"),
-        title=f"{curve_metric.replace('_', ' ')}: mean per cohort with 95 % CI",
-        x_title=charts.title_for("batch"),
-        y_title=charts.title_for(curve_metric),
-        color_title=attribute.replace("_", " "),
-        domain=domain,
-    ),
-    width="stretch",
-)
+if declared.curve is None:
+    st.info(f"{metric.replace('_', ' ')} is a run-level outcome with no per-batch curve.")
+else:
+    curves = data.cohort_curves(attribute=attribute, metric=declared.curve, x="batch", **filters)
+    curves = curves.assign(cohort=charts.labels(curves["cohort"]))
+    st.altair_chart(
+        charts.curves(
+            curves,
+            x="x",
+            y="mean",
+            color="cohort",
+            band=("ci_low", "ci_high"),
+            title=f"{declared.curve.replace('_', ' ')}: mean per cohort with 95 % CI",
+            x_title=charts.title_for("batch"),
+            y_title=charts.title_for(declared.curve),
+            color_title=attribute.replace("_", " "),
+            domain=domain,
+        ),
+        width="stretch",
+    )
 
 dots = outcomes.assign(cohort=charts.labels(outcomes[attribute]))[["run_id", "cohort", metric]]
 left, right = st.columns([2, 3])
@@ -80,6 +87,22 @@ else:
             f"Small cohorts ({', '.join(f'{c}: N={n}' for c, n in zip(small['cohort'], small['n'], strict=True))}): "
             f"with fewer than {LOW_POWER_N} runs per cohort only large effects can be detected."
         )
+    st.caption(
+        "Each row reads b − a (cohort − baseline with a baseline); p_improvement is the "
+        f"chance a run of b is better than a run of a. {metric.replace('_', ' ')}: "
+        + {
+            "higher": "higher is better",
+            "lower": "lower is better",
+            "tradeoff": "a trade-off, so no cohort is called better",
+        }[declared.direction]
+        + (
+            ", and compared only between cohorts of one reward mode."
+            if declared.reward_based
+            else "."
+        )
+    )
     for verdict in compared["verdict"]:
         st.markdown(data.plain(verdict))
-    tables.show(compared.drop(columns=["verdict"]), key="cohort_compare")
+    # Significance first, as stats orders the columns.
+    shown = [c for c in COMPARE_COLUMNS if c != "verdict"]
+    tables.show(compared[shown], key="cohort_compare")

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from sanctum_store import metrics
 from sanctum_store.expressions import (
     as_bigint,
     as_double,
@@ -42,13 +43,8 @@ _epoch_seconds, _floor, _f, _i = epoch_seconds, floor_int, as_double, as_bigint
 _greatest, _flag, _growth, _trained = greatest, flag, growth, trained
 
 #: Run-level outcomes of :func:`run_outcomes`, for :mod:`sanctum_store.stats`.
-OUTCOME_METRICS = (
-    "final_accuracy",
-    "peak_accuracy",
-    "mean_reward",
-    "growth_ratio",
-    "fossilize_rate",
-)
+#: Their directions, reward dependence and curves are declared in :mod:`sanctum_store.metrics`.
+OUTCOME_METRICS = tuple(metrics.OUTCOMES)
 #: Run attributes cohorts can be defined by (``cohort=`` / ``attribute=`` arguments).
 COHORT_ATTRIBUTES = (
     "reward_mode",

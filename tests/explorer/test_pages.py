@@ -101,12 +101,52 @@ def test_cohort_attribute_changes_the_groups(monkeypatch, demo_archive):
     modes = set(table(at, "iqm")["cohort"])
     assert modes == {"shaped", "simplified", "sparse"}
     assert any(
-        " beats " in m.value or "No significant" in m.value or "Too few" in m.value
+        " is better than " in m.value or "No significant" in m.value or "Too few" in m.value
         for m in at.markdown
     )
     at.selectbox(key="cohort_attribute").select("group_id").run()
     groups = set(table(at, "iqm")["cohort"])
     assert groups == {"A", "B", "C"}
+
+
+def test_cohort_comparisons_read_b_minus_a_with_significance_first(monkeypatch, demo_archive):
+    at = open_page(monkeypatch, demo_archive, "views/cohorts.py")
+    compared = table(at, "p_adjusted")
+    assert list(compared.columns[:6]) == ["a", "b", "n_a", "n_b", "p_adjusted", "significant"]
+    assert at.selectbox(key="cohort_baseline").options == [
+        "(all pairs)",
+        "shaped",
+        "simplified",
+        "sparse",
+    ]
+    at.selectbox(key="cohort_baseline").select("sparse").run()
+    assert not at.exception, at.exception
+    compared = table(at, "p_adjusted")
+    assert compared["a"].tolist() == ["sparse", "sparse"]
+    assert compared["b"].tolist() == ["shaped", "simplified"]
+    verdicts = [m.value for m in at.markdown if " − sparse" in m.value or "sparse has N" in m.value]
+    assert len(verdicts) == 2, [m.value for m in at.markdown]
+
+
+def test_mean_reward_is_not_compared_across_reward_modes(monkeypatch, demo_archive):
+    at = open_page(monkeypatch, demo_archive, "views/cohorts.py")
+    at.selectbox(key="cohort_metric").select("mean_reward").run()
+    compared = table(at, "p_adjusted")
+    # Cohorts by reward mode: every pair has different reward definitions.
+    assert compared["p_adjusted"].isna().all() and not compared["significant"].any()
+    verdicts = [m.value for m in at.markdown if "reward definitions differ" in m.value]
+    assert len(verdicts) == len(compared) == 3
+    assert not any(" is better than " in m.value for m in at.markdown)
+
+
+def test_outcome_and_curve_show_the_same_metric(monkeypatch, demo_archive):
+    at = open_page(monkeypatch, demo_archive, "views/cohorts.py")
+    at.selectbox(key="cohort_metric").select("growth_ratio").run()
+    assert "growth ratio" in str(charts(at)[0].spec)
+    at.selectbox(key="cohort_metric").select("fossilize_rate").run()
+    assert not at.exception, at.exception
+    assert any("no per-batch curve" in i.value for i in at.info)
+    assert not any("growth ratio" in str(c.spec) for c in charts(at))
 
 
 def test_leaderboard_selection_shows_the_record(monkeypatch, demo_archive):

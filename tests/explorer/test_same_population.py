@@ -36,6 +36,12 @@ def test_page_view_and_readme_recipe_give_the_same_cohort_means(monkeypatch, dem
     exec(readme_recipe().replace('"runs.db"', repr(demo_archive)), scope)
     recipe = scope["described"].set_index("cohort")[["n", "mean"]].sort_index()
     pd.testing.assert_frame_equal(recipe, page, check_dtype=False)
+    # ...and the same comparisons: every number, every verdict.
+    shown = table(at, "p_adjusted").reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        scope["compared"][shown.columns].reset_index(drop=True), shown, check_dtype=False
+    )
+    assert list(shown.columns[:6]) == ["a", "b", "n_a", "n_b", "p_adjusted", "significant"]
 
     with sa.create_engine(demo_archive).connect() as conn:
         view = pd.read_sql(
