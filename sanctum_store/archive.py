@@ -16,7 +16,13 @@ from sanctum_store.forms import to_utc, utcnow
 from sanctum_store.labels import check_indexed_text
 from sanctum_store.models import TABLES
 from sanctum_store.persist import Persister
-from sanctum_store.status import ENDED, IMPORTED, RunStatus, imported_status, status_expression
+from sanctum_store.status import (
+    ENDED,
+    RunStatus,
+    check_imported,
+    imported_status,
+    status_expression,
+)
 
 log = logging.getLogger(__name__)
 
@@ -163,10 +169,7 @@ class Archive:
         import of more snapshots recomputes them), its heartbeat and end the latest; then its
         seeds are derived, as :meth:`finish_run` does. Returns the status stored (None: no
         such run)."""
-        if status != "auto" and status not in IMPORTED:
-            raise ValueError(
-                f"an import ends a run as auto or {', '.join(IMPORTED)}, not {status!r}"
-            )
+        check_imported(status)
         runs, snapshots = TABLES["runs"], TABLES["snapshots"]
         with self._lock:
             with self._write_engine.begin() as conn:

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sanctum_store.archive import Archive, WriteItem
 from sanctum_store.errors import ImportRefused, SnapshotInvalid
 from sanctum_store.models import TABLES
-from sanctum_store.status import IMPORTED, RunStatus, status_expression
+from sanctum_store.status import RunStatus, check_imported, status_expression
 
 BATCH = 50
 _BOM = b"\xef\xbb\xbf"
@@ -184,8 +184,7 @@ def import_file(
     file twice stores nothing new. ImportRefused when the file holds no snapshot at all.
     Each run imported then ends with ``status`` (see :meth:`Archive.finish_import`), except one
     a live writer is recording (``report.live``)."""
-    if status != "auto" and status not in IMPORTED:
-        raise ValueError(f"an import ends a run as auto or {', '.join(IMPORTED)}, not {status!r}")
+    check_imported(status)
     path = Path(path)
     report = ImportReport(form=_form(path))
     before = _count(archive)

@@ -53,6 +53,13 @@ ENDED = (RunStatus.FINISHED.value, RunStatus.FAILED.value)
 IMPORTED = (RunStatus.FINISHED.value, RunStatus.INCOMPLETE.value, RunStatus.FAILED.value)
 
 
+def check_imported(status: str) -> str:
+    """``status`` if an import may end runs with it ("auto" or one of :data:`IMPORTED`)."""
+    if status != "auto" and status not in IMPORTED:
+        raise ValueError(f"an import ends a run as auto or {', '.join(IMPORTED)}, not {status!r}")
+    return status
+
+
 def imported_status(current_batch: int | None, max_batches: int | None) -> RunStatus:
     """An imported run's status from its last snapshot (the latest ``captured_at``): ``finished``
     when that snapshot reached the run's last batch (``current_batch >= max_batches``, with

@@ -217,3 +217,12 @@ def test_a_run_a_live_writer_records_is_left_running(tmp_path, sqlite_url):
     result = run("import", _write(tmp_path, "all.jsonl", lines), "--db", sqlite_url)
     assert f"run {RUN}: finished" in result.output
     assert _run_row(sqlite_url)["status"] == RunStatus.FINISHED
+
+
+def test_an_unknown_import_status_is_refused_before_anything_is_stored(dump, sqlite_url):
+    from sanctum_store.ingest import import_file
+
+    with Archive(sqlite_url) as archive:
+        with pytest.raises(ValueError, match="not 'running'"):
+            import_file(archive, dump, status="running")
+        assert archive.runs().empty
