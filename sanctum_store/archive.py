@@ -16,7 +16,13 @@ from sanctum_store.forms import to_utc, utcnow
 from sanctum_store.labels import check_indexed_text
 from sanctum_store.models import TABLES
 from sanctum_store.persist import Persister
-from sanctum_store.status import ENDED, RunStatus, status_expression
+from sanctum_store.status import (
+    ENDED,
+    RunStatus,
+    check_imported,
+    imported_status,
+    status_expression,
+)
 
 log = logging.getLogger(__name__)
 
@@ -152,13 +158,62 @@ class Archive:
                     .values(status=status, finished_at=now, heartbeat_at=now, last_seen=now)
                     .returning(runs.c.id)
                 ).scalar()
-            if pk is None:
-                return
-            try:
-                with self._write_engine.begin() as conn:
-                    summary.refresh_seeds(conn, [pk])
-            except sa.exc.DBAPIError as e:  # a cache: the first question about them fills it
-                log.warning("could not derive the seeds of finished run %r: %s", run_id, e)
+            if pk is not None:
+                self._derive_seeds(pk, run_id)
+
+    def finish_import(self, run_id: str, status: str = "auto") -> str | None:
+        """End an imported run as its snapshots say it was: ``status`` is one of
+        :data:`status.IMPORTED`, or "auto" (:func:`status.imported_status` of its last snapshot:
+        ``finished`` when it reached the last batch, else ``incomplete``). Its first and last
+        seen are its snapshots' earliest and latest ``captured_at`` (all it stores, so a later
+        import of more snapshots recomputes them), its heartbeat and end the latest; then its
+        seeds are derived, as :meth:`finish_run` does. Returns the status stored (None: no
+        such run)."""
+        check_imported(status)
+        runs, snapshots = TABLES["runs"], TABLES["snapshots"]
+        with self._lock:
+            with self._write_engine.begin() as conn:
+                pk = conn.execute(sa.select(runs.c.id).where(runs.c.run_id == run_id)).scalar()
+                if pk is None:
+                    return None
+                of_run = snapshots.c.run_pk == pk
+                first, last = conn.execute(
+                    sa.select(
+                        sa.func.min(snapshots.c.captured_ts), sa.func.max(snapshots.c.captured_ts)
+                    ).where(of_run)
+                ).one()
+                if first is None:
+                    return None
+                if status == "auto":
+                    latest = conn.execute(
+                        sa.select(snapshots.c.current_batch, snapshots.c.max_batches)
+                        .where(of_run)
+                        .order_by(snapshots.c.captured_ts.desc(), snapshots.c.id.desc())
+                        .limit(1)
+                    ).one()
+                    status = imported_status(*latest)
+                status = RunStatus(status).value
+                conn.execute(
+                    sa.update(runs)
+                    .where(runs.c.id == pk)
+                    .values(
+                        status=status,
+                        first_seen=first,
+                        last_seen=last,
+                        heartbeat_at=last,
+                        finished_at=last,
+                    )
+                )
+            self._derive_seeds(pk, run_id)
+        return status
+
+    def _derive_seeds(self, pk: int, run_id: str) -> None:
+        """An ended run's seeds, every batch's (called holding the lock)."""
+        try:
+            with self._write_engine.begin() as conn:
+                summary.refresh_seeds(conn, [pk])
+        except sa.exc.DBAPIError as e:  # a cache: the first question about them fills it
+            log.warning("could not derive the seeds of ended run %r: %s", run_id, e)
 
     def delete_run(self, run_id: str) -> None:
         """Delete a run and everything stored for it."""

@@ -10,7 +10,7 @@ import click
 from sanctum_store import __version__, metrics
 from sanctum_store.db import as_found, check_location, resolve_url
 from sanctum_store.errors import SanctumError
-from sanctum_store.status import STATUSES
+from sanctum_store.status import IMPORTED, STATUSES
 
 DB_HELP = "Archive: a file path or SQLAlchemy URL (else $SANCTUM_DB, else ./sanctum.db)."
 #: The longest time limit ``sql`` takes: longer questions are exports (``export``).
@@ -271,12 +271,24 @@ def compare_command(
 @db_option
 @click.option("--run-id", help="Store every snapshot under this run (default: each one's own).")
 @click.option("--strict", is_flag=True, help="All or nothing: store nothing if any line is bad.")
-def import_command(file: str, db: str | None, run_id: str | None, strict: bool) -> None:
+@click.option(
+    "--status",
+    type=click.Choice(("auto", *IMPORTED)),
+    default="auto",
+    show_default=True,
+    help="How the imported runs end (auto: finished if the last snapshot reached the last "
+    "batch, else incomplete).",
+)
+def import_command(
+    file: str, db: str | None, run_id: str | None, strict: bool, status: str
+) -> None:
     """Import a snapshot dump: one JSON snapshot per line (esper's asdict form), one JSON
     array of snapshots, or one snapshot document.
 
     Bad snapshots are reported with their line (or array item) and skipped, and the exit
-    status is then non-zero; importing a file twice stores nothing twice.
+    status is then non-zero; importing a file twice stores nothing twice. Each run imported
+    ends as its snapshots say (--status overrides), with their captured_at as its first and
+    last seen; a run a live writer is recording is left running.
 
     \b
     Example:
@@ -295,13 +307,19 @@ def import_command(file: str, db: str | None, run_id: str | None, strict: bool) 
             file=sys.stderr,
         ) as bar,
     ):
-        report = import_file(archive, file, run_id=run_id, strict=strict, progress=bar.update)
+        report = import_file(
+            archive, file, run_id=run_id, strict=strict, status=status, progress=bar.update
+        )
     for where, reason in report.skipped:
         click.echo(f"{where}: skipped: {reason}", err=True)
     click.echo(
         f"{report.stored} snapshots stored, {report.already_present} already present, "
         f"{len(report.skipped)} refused"
     )
+    for rid, ended in report.ended.items():
+        click.echo(f"run {rid}: {ended}")
+    for rid in report.live:
+        click.echo(f"run {rid}: left running (a live writer is recording it)")
     if report.skipped:
         fail(f"{len(report.skipped)} of {report.read} snapshots in {file} were refused")
 

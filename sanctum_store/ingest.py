@@ -4,6 +4,12 @@ array of snapshots, or a single (pretty-printed) snapshot document.
 A UTF-8 byte-order mark is skipped; lines end at ``\\n`` only (a ``\\r`` inside a line is part
 of it, and a line ending ``\\r\\n`` is read without its ``\\r``); an object that repeats a key is
 refused, naming the key, rather than silently keeping the last value.
+
+Imported runs are what they were: once stored, each run the file held ends as its snapshots
+say (:meth:`Archive.finish_import`: ``finished`` when its last snapshot reached its last batch,
+else ``incomplete``; first and last seen from the snapshots' ``captured_at``), unless a live
+writer is recording it (its stored status ``running`` and a heartbeat within
+:data:`status.STALE_AFTER`), which is left alone.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import sqlalchemy as sa
 from sanctum_store.archive import Archive, WriteItem
 from sanctum_store.errors import ImportRefused, SnapshotInvalid
 from sanctum_store.models import TABLES
+from sanctum_store.status import RunStatus, check_imported, status_expression
 
 BATCH = 50
 _BOM = b"\xef\xbb\xbf"
@@ -34,6 +41,8 @@ class ImportReport:
     stored: int = 0
     already_present: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    ended: dict[str, str] = field(default_factory=dict)  # run id -> the status it ended with
+    live: list[str] = field(default_factory=list)  # runs a live writer records: left running
 
 
 class _DuplicateKey(ValueError):
@@ -151,27 +160,46 @@ def _count(archive: Archive) -> int:
         ).scalar_one()
 
 
+def _live(archive: Archive, run_id: str) -> bool:
+    """Whether a writer is recording the run now (it reads as ``running``)."""
+    runs = TABLES["runs"]
+    with archive.engine.connect() as conn:
+        status = conn.execute(
+            sa.select(status_expression(runs)).where(runs.c.run_id == run_id)
+        ).scalar()
+    return status == RunStatus.RUNNING
+
+
 def import_file(
     archive: Archive,
     path: str | Path,
     *,
     run_id: str | None = None,
     strict: bool = False,
+    status: str = "auto",
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import a snapshot dump in any of the module's forms. Bad snapshots are skipped and
     reported (``strict``: nothing is stored unless every one is good); importing the same
-    file twice stores nothing new. ImportRefused when the file holds no snapshot at all."""
+    file twice stores nothing new. ImportRefused when the file holds no snapshot at all.
+    Each run imported then ends with ``status`` (see :meth:`Archive.finish_import`), except one
+    a live writer is recording (``report.live``)."""
+    check_imported(status)
     path = Path(path)
     report = ImportReport(form=_form(path))
     before = _count(archive)
     pending: list[WriteItem] = []
+    live: dict[str, bool] = {}  # asked before the import first stores the run's snapshots
     for where, document in _documents(path, report.form, progress):
         report.read += 1
         try:
             if isinstance(document, SnapshotInvalid):
                 raise document
-            pending.append(normalize_document(document, where, run_id))
+            item = normalize_document(document, where, run_id)
+            pending.append(item)
+            rid = item.run_id or item.tree["run_id"]
+            if rid not in live:
+                live[rid] = _live(archive, rid)
         except SnapshotInvalid as e:
             report.skipped.append((where, str(e).removeprefix(f"{where}: ")))
             continue
@@ -189,4 +217,9 @@ def import_file(
         archive.save_batch(pending)
     report.stored = _count(archive) - before
     report.already_present = report.read - len(report.skipped) - report.stored
+    for rid, is_live in live.items():
+        if is_live:
+            report.live.append(rid)
+        else:
+            report.ended[rid] = archive.finish_import(rid, status)
     return report

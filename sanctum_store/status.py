@@ -17,10 +17,13 @@ CRASHED_AFTER = timedelta(minutes=30)
 
 class RunStatus(enum.StrEnum):
     """What a run is doing. ``running``, ``finished`` and ``failed`` are stored (by the writer
-    and ``finish_run``); ``stale`` and ``crashed`` are read from a running run's heartbeat."""
+    and ``finish_run``); ``incomplete`` is stored by an import whose dump ended before the run's
+    last batch (see :func:`imported_status`) and, like every stored status but ``running``,
+    never ages; ``stale`` and ``crashed`` are read from a running run's heartbeat."""
 
     RUNNING = "running"
     FINISHED = "finished"
+    INCOMPLETE = "incomplete"
     STALE = "stale"
     CRASHED = "crashed"
     FAILED = "failed"
@@ -34,6 +37,7 @@ class RunStatus(enum.StrEnum):
 _LABELS = {
     RunStatus.RUNNING: "● running",
     RunStatus.FINISHED: "✓ finished",
+    RunStatus.INCOMPLETE: "◐ incomplete (import ended early)",
     RunStatus.STALE: "◌ stale (no heartbeat)",
     RunStatus.CRASHED: "✗ crashed",
     RunStatus.FAILED: "✗ failed",
@@ -44,6 +48,26 @@ STATUSES: tuple[str, ...] = tuple(s.value for s in RunStatus)
 
 #: What finish_run may store.
 ENDED = (RunStatus.FINISHED.value, RunStatus.FAILED.value)
+
+#: What an import may store (``import --status``; "auto" is :func:`imported_status`).
+IMPORTED = (RunStatus.FINISHED.value, RunStatus.INCOMPLETE.value, RunStatus.FAILED.value)
+
+
+def check_imported(status: str) -> str:
+    """``status`` if an import may end runs with it ("auto" or one of :data:`IMPORTED`)."""
+    if status != "auto" and status not in IMPORTED:
+        raise ValueError(f"an import ends a run as auto or {', '.join(IMPORTED)}, not {status!r}")
+    return status
+
+
+def imported_status(current_batch: int | None, max_batches: int | None) -> RunStatus:
+    """An imported run's status from its last snapshot (the latest ``captured_at``): ``finished``
+    when that snapshot reached the run's last batch (``current_batch >= max_batches``, with
+    ``max_batches`` known, i.e. above 0), else ``incomplete``. esper's final snapshots show
+    ``current_batch == max_batches`` (batch 6 of 6 in the 4-env fixture)."""
+    if max_batches and current_batch is not None and current_batch >= max_batches:
+        return RunStatus.FINISHED
+    return RunStatus.INCOMPLETE
 
 
 def label(status: str) -> str:

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from conftest import fixture_snapshot_lines
 from helpers import assert_same
 
-from sanctum_store import Archive, codec
+from sanctum_store import Archive, codec, queries
+from sanctum_store.archive import WriteItem
 from sanctum_store.cli import main
+from sanctum_store.forms import to_utc, utcnow
+from sanctum_store.models import TABLES
+from sanctum_store.status import RunStatus, label, status_expression
 
 
 @pytest.fixture
@@ -74,3 +80,149 @@ def test_strict_import_is_all_or_nothing(broken, dump, sqlite_url):
         assert archive.runs().empty
     good = run("import", dump, "--db", sqlite_url, "--strict")
     assert good.exit_code == 0 and "19 snapshots stored" in good.output
+
+
+# ------------------------------------------------------------------------------------------------
+# Imported runs are what they were (issue 13, point 7)
+# ------------------------------------------------------------------------------------------------
+
+RUN = "run-default-42"
+
+
+def _captured(lines):
+    return [to_utc(datetime.fromisoformat(json.loads(line)["captured_at"])) for line in lines]
+
+
+def _write(tmp_path, name, lines):
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _run_row(url, now=None):
+    with Archive(url) as archive:
+        runs = archive.runs(now=now)
+        row = runs[runs["run_id"] == RUN].iloc[0].to_dict()
+        listed = queries.list_runs(archive.engine)
+        row["duration_s"] = listed[listed["run_id"] == RUN].iloc[0]["duration_s"]
+    return row
+
+
+def test_a_complete_dump_imports_as_a_finished_run_with_its_own_times(dump, db_url):
+    lines = fixture_snapshot_lines()
+    assert json.loads(lines[-1])["current_batch"] == json.loads(lines[-1])["max_batches"] == 6
+    result = run("import", dump, "--db", db_url)
+    assert result.exit_code == 0, result.output
+    assert f"run {RUN}: finished" in result.output
+    times = _captured(lines)
+    row = _run_row(db_url, now=utcnow() + timedelta(hours=1))  # an ended run never ages
+    assert row["status"] == RunStatus.FINISHED
+    assert row["first_seen"] == min(times) and row["last_seen"] == max(times)
+    assert row["heartbeat_at"] == row["finished_at"] == max(times)
+    assert row["duration_s"] == pytest.approx((max(times) - min(times)).total_seconds(), abs=1e-3)
+    with Archive(db_url) as archive:
+        # The Cohorts page's default population ("finished runs only") holds it.
+        assert RUN in queries.run_outcomes(archive.engine, status="finished")["run_id"].tolist()
+        with archive.engine.connect() as conn:
+            status, duration = conn.execute(
+                sa.text("SELECT status, duration_s FROM v_runs WHERE run_id = :r"), {"r": RUN}
+            ).one()
+    assert status == "finished"
+    assert duration == pytest.approx((max(times) - min(times)).total_seconds(), abs=1e-3)
+
+
+def test_a_truncated_dump_is_incomplete_and_stays_so(tmp_path, db_url):
+    lines = fixture_snapshot_lines()[:10]  # ends in batch 3 of 6
+    result = run("import", _write(tmp_path, "part.jsonl", lines), "--db", db_url)
+    assert result.exit_code == 0, result.output
+    assert f"run {RUN}: incomplete" in result.output
+    times = _captured(lines)
+    for later in (timedelta(0), timedelta(minutes=5), timedelta(hours=1), timedelta(days=30)):
+        row = _run_row(db_url, now=utcnow() + later)
+        assert row["status"] == RunStatus.INCOMPLETE, later
+    assert (row["first_seen"], row["last_seen"]) == (min(times), max(times))
+    runs = TABLES["runs"]
+    with Archive(db_url) as archive, archive.engine.connect() as conn:
+        later = utcnow() + timedelta(hours=1)
+        query = sa.select(status_expression(runs, now=later)).where(runs.c.run_id == RUN)
+        assert conn.execute(query).scalar_one() == "incomplete"
+        assert queries.run_outcomes(archive.engine, status="finished").empty
+        listed = queries.list_runs(archive.engine, status="incomplete")
+        assert listed["run_id"].tolist() == [RUN]
+    assert label("incomplete") == "◐ incomplete (import ended early)"
+
+
+def test_importing_the_rest_later_recomputes_status_and_times(tmp_path, dump, db_url):
+    lines = fixture_snapshot_lines()
+    assert (
+        "incomplete"
+        in run("import", _write(tmp_path, "b.jsonl", lines[8:12]), "--db", db_url).output
+    )
+    assert _run_row(db_url)["status"] == RunStatus.INCOMPLETE
+    result = run("import", dump, "--db", db_url)
+    assert "15 snapshots stored, 4 already present" in result.output
+    times = _captured(lines)
+    row = _run_row(db_url)
+    assert row["status"] == RunStatus.FINISHED
+    assert (row["first_seen"], row["last_seen"]) == (min(times), max(times))
+    assert row["snapshot_count"] == 19
+
+
+@pytest.mark.parametrize("override", ["finished", "incomplete", "failed"])
+def test_import_status_overrides_what_the_snapshots_say(tmp_path, override, sqlite_url):
+    lines = fixture_snapshot_lines()[:5]
+    result = run(
+        "import", _write(tmp_path, "part.jsonl", lines), "--db", sqlite_url, "--status", override
+    )
+    assert result.exit_code == 0, result.output
+    row = _run_row(sqlite_url, now=utcnow() + timedelta(hours=2))
+    assert row["status"] == override
+    assert row["last_seen"] == max(_captured(lines))
+    refused = run(
+        "import", _write(tmp_path, "p.jsonl", lines), "--db", sqlite_url, "--status", "stale"
+    )
+    assert refused.exit_code == 2
+
+
+def test_import_derives_the_seeds_of_every_batch_as_finish_run_does(dump, tmp_path, sqlite_url):
+    recorded = f"sqlite:///{tmp_path / 'recorded.db'}"
+    with Archive(recorded) as archive:
+        archive.save_batch([WriteItem.of(json.loads(line)) for line in fixture_snapshot_lines()])
+        archive.finish_run(RUN)
+    assert run("import", dump, "--db", sqlite_url).exit_code == 0
+
+    def derived(url):
+        with Archive(url) as archive, archive.engine.connect() as conn:
+            batches = conn.execute(
+                sa.text("SELECT batch, snapshots FROM seed_batches ORDER BY batch")
+            )
+            lives = conn.execute(sa.text("SELECT count(*) FROM seed_lives")).scalar_one()
+            return batches.all(), lives
+
+    assert derived(sqlite_url) == derived(recorded)
+    assert derived(sqlite_url)[0][-1][0] == 6  # the last batch's seeds too
+
+
+def test_a_run_a_live_writer_records_is_left_running(tmp_path, sqlite_url):
+    lines = fixture_snapshot_lines()
+    with Archive(sqlite_url) as archive:
+        archive.save(json.loads(lines[0]))  # a writer, heard from just now
+    result = run("import", _write(tmp_path, "rest.jsonl", lines[1:]), "--db", sqlite_url)
+    assert result.exit_code == 0, result.output
+    assert f"run {RUN}: left running (a live writer is recording it)" in result.output
+    assert _run_row(sqlite_url)["status"] == RunStatus.RUNNING
+    # Once its writer has gone quiet, an import ends it.
+    with Archive(sqlite_url) as archive:
+        archive.heartbeat([RUN], at=utcnow() - timedelta(minutes=10))
+    result = run("import", _write(tmp_path, "all.jsonl", lines), "--db", sqlite_url)
+    assert f"run {RUN}: finished" in result.output
+    assert _run_row(sqlite_url)["status"] == RunStatus.FINISHED
+
+
+def test_an_unknown_import_status_is_refused_before_anything_is_stored(dump, sqlite_url):
+    from sanctum_store.ingest import import_file
+
+    with Archive(sqlite_url) as archive:
+        with pytest.raises(ValueError, match="not 'running'"):
+            import_file(archive, dump, status="running")
+        assert archive.runs().empty

@@ -18,7 +18,8 @@ finished_only = right.toggle(
     "Finished runs only",
     value=True,
     key="cohort_finished",
-    help="Running and crashed runs have not reached their final accuracy yet.",
+    help="Running, crashed and incomplete (imported, ended early) runs have not reached "
+    "their final accuracy.",
 )
 filters = {"status": RunStatus.FINISHED.value} if finished_only else {}
 declared = metrics.outcome(metric)

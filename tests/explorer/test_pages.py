@@ -277,3 +277,20 @@ def test_status_is_text_never_an_emoji_alone(monkeypatch, demo_archive):
         for s in statuses
     )
     assert not any(ch for s in statuses for ch in s if ord(ch) >= 0x1F000)  # no emoji
+
+
+def test_an_imported_complete_run_is_in_the_cohorts_default_population(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+    from conftest import fixture_snapshot_lines
+
+    from sanctum_store.cli import main
+
+    dump = tmp_path / "run.jsonl"
+    dump.write_text("\n".join(fixture_snapshot_lines()) + "\n")
+    url = f"sqlite:///{tmp_path / 'imported.db'}"
+    assert CliRunner().invoke(main, ["import", str(dump), "--db", url]).exit_code == 0
+    at = open_page(monkeypatch, url, "views/cohorts.py")
+    assert at.toggle(key="cohort_finished").value  # the default: finished runs only
+    assert table(at, "iqm")["n"].sum() == 1
+    at = open_page(monkeypatch, url, "views/runs.py")
+    assert "finished" in " ".join(map(str, table(at, "status")["status"]))
