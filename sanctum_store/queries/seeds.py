@@ -347,7 +347,8 @@ def prune_reasons(engine, *, cohort: str | None = None, **filters) -> pd.DataFra
     pruned, and a row ``prune_reason`` = :data:`UNRECORDED` (``auto_pruned`` missing) for the
     rest of esper's prune counter (:func:`lifecycle_totals`: seeds pruned between two
     snapshots, or gone from their slot before a snapshot saw them pruned), so that ``n`` adds
-    up to the counter. The row is there when the counter and the seeds seen differ.
+    up to the counter (of every run whose counter is at least its prunes seen; a run without
+    counters adds none).
 
     Columns: [``cohort``], ``prune_reason``, ``auto_pruned`` (nullable bool), ``n`` (seeds),
     ``share`` (of the cohort's prunes), most frequent first. Takes the run filters of
@@ -366,8 +367,8 @@ def prune_reasons(engine, *, cohort: str | None = None, **filters) -> pd.DataFra
     dtypes = {"prune_reason": "str", "auto_pruned": "boolean", "n": "int64"}
     with read_connection(engine) as conn:
         df = _frame(conn, query, _with_cohort(dtypes, cohort))
-        counted = _reported(conn, conditions, cohort_expr)
-    df = pd.concat([df, _unrecorded(df, counted, cohort)], ignore_index=True)
+        counted = _reported(conn, conditions, cohort_expr, per_run=True)
+        df = pd.concat([df, _unrecorded(conn, seeds, counted, cohort)], ignore_index=True)
     df = _typed(df, _with_cohort(dtypes, cohort))
     totals = df.groupby("cohort")["n"].transform("sum") if cohort else df["n"].sum()
     df["share"] = (df["n"] / totals).astype("float64")
@@ -376,25 +377,26 @@ def prune_reasons(engine, *, cohort: str | None = None, **filters) -> pd.DataFra
     return df.sort_values(order, ascending=ascending, ignore_index=True)
 
 
-def _unrecorded(recorded: pd.DataFrame, counted: pd.DataFrame, cohort: str | None):
-    """The :data:`UNRECORDED` rows: per cohort, esper's prune counter minus the prunes seen."""
-    keys = ["cohort"] if cohort else []
-    total = counted["reported_prunes"].fillna(0).astype("int64")
-    if keys:
-        prunes = total.groupby(counted["cohort"].map(str)).sum()
-        seen = recorded.groupby(recorded["cohort"].map(str))["n"].sum()
-        labels = dict(zip(counted["cohort"].map(str), counted["cohort"], strict=False))
-    else:
-        prunes, seen, labels = (
-            pd.Series({"": total.sum()}),
-            pd.Series({"": recorded["n"].sum()}),
-            {},
-        )
-    rest = prunes.sub(seen, fill_value=0)
-    rest = rest[rest != 0]
+def _unrecorded(conn: sa.Connection, seeds: sa.Subquery, counted: pd.DataFrame, cohort):
+    """The :data:`UNRECORDED` rows: per cohort, the sum over its runs of esper's prune counter
+    minus the prunes seen in the run (none for a run whose counter is below them: one without
+    counters)."""
+    query = (
+        sa.select(RUNS.c.run_id, sa.func.count().label("seen"))
+        .join_from(seeds, RUNS, RUNS.c.id == seeds.c.run_pk)
+        .where(seeds.c.pruned_seen == 1)
+        .group_by(RUNS.c.run_id)
+    )
+    seen = _frame(conn, query, {"run_id": "str", "seen": "int64"})
+    runs = counted.merge(seen, how="left", on="run_id")
+    rest = (runs["reported_prunes"].fillna(0) - runs["seen"].fillna(0)).clip(lower=0)
+    label = runs["cohort"].map(str) if cohort else pd.Series("", index=runs.index)
+    rest = rest.astype("int64").groupby(label).sum()
+    rest = rest[rest > 0]
+    labels = dict(zip(label, runs["cohort"], strict=False)) if cohort else {}
     return pd.DataFrame(
         {
-            **({"cohort": [labels[k] for k in rest.index]} if keys else {}),
+            **({"cohort": [labels[k] for k in rest.index]} if cohort else {}),
             "prune_reason": UNRECORDED,
             "auto_pruned": pd.array([pd.NA] * len(rest), dtype="boolean"),
             "n": rest.to_numpy(dtype="int64"),
