@@ -336,6 +336,48 @@ def stacked_bars(
     )
 
 
+def grouped_bars(
+    df: pd.DataFrame,
+    *,
+    category: str,
+    group: str,
+    value: str,
+    colors: dict[str, str],
+    title: str = "",
+    category_title: str | None = None,
+    value_title: str | None = None,
+) -> alt.Chart:
+    """One horizontal bar per ``group`` value within each ``category``, side by side and never
+    summed (seeds reaching each stage, per blueprint): ``colors`` gives the groups' order and
+    colours. Each category gets one :data:`BAND` per group."""
+    _check_size(df)
+    df, shown = _labelled(df, category)
+    order = list(colors)
+    chart = (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            y=alt.Y(
+                f"{shown}:N",
+                title=title_for(category, category_title),
+                sort=None,
+                axis=alt.Axis(labelLimit=0),
+            ),
+            yOffset=alt.YOffset(f"{group}:N", sort=order),
+            x=alt.X(f"{value}:Q", stack=None, title=title_for(value, value_title)),
+            color=alt.Color(
+                f"{group}:N",
+                sort=order,
+                scale=alt.Scale(domain=order, range=list(colors.values())),
+                title=title_for(group),
+            ),
+            tooltip=[category, group, value],
+        )
+    )
+    step = alt.Step(max(BAND // 2, 8), **{"for": "offset"})
+    return _sized(chart, "grouped_bars", title=title, height=step)
+
+
 def ranking(
     df: pd.DataFrame,
     *,

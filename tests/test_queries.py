@@ -831,16 +831,28 @@ def test_seed_lifespans_time_in_stage_and_prune_reasons(engine):
         ("GERMINATED", "norm", 1, 0.0, 0, 0),
         ("TRAINING", "conv", 2, 3.0, 2, 4),
     ]
+    # alpha's counter says 3 prunes (attention, norm, mlp), snapshots saw norm's (policy):
+    # 2 unrecorded; beta has no counters, so its prune seen adds no unrecorded row.
     reasons = queries.prune_reasons(engine)
-    assert rows(reasons, ["prune_reason", "auto_pruned", "n", "share"]) == [
-        ("gradient_explosion", True, 1, 0.5),
-        ("policy_prune", False, 1, 0.5),
-    ]
+    assert reasons["auto_pruned"].isna().tolist() == [True, False, False]
+    reasons = reasons.assign(auto_pruned=reasons["auto_pruned"].astype(object).fillna("?"))
+    assert same(
+        rows(reasons, ["prune_reason", "auto_pruned", "n", "share"]),
+        [
+            ("unrecorded", "?", 2, 0.5),
+            ("gradient_explosion", True, 1, 0.25),
+            ("policy_prune", False, 1, 0.25),
+        ],
+    )
     by_mode = queries.prune_reasons(engine, cohort="reward_mode")
-    assert rows(by_mode, ["cohort", "prune_reason", "share"]) == [
-        ("shaped", "policy_prune", 1.0),
-        ("sparse", "gradient_explosion", 1.0),
-    ]
+    assert same(
+        rows(by_mode, ["cohort", "prune_reason", "n", "share"]),
+        [
+            ("shaped", "unrecorded", 2, 2 / 3),
+            ("shaped", "policy_prune", 1, 1 / 3),
+            ("sparse", "gradient_explosion", 1, 1.0),
+        ],
+    )
     assert queries.seed_lifespans(engine, reward_mode="shaped")["n"].sum() == 2
 
 

@@ -26,28 +26,45 @@ long = funnel.assign(label=label).melt(
     id_vars=["label"], value_vars=STAGE_ORDER, var_name="stage", value_name="seeds"
 )
 long["stage"] = long["stage"].str.upper()
+# One bar per stage: each counts the seeds that reached that stage, so bars are never summed.
 st.altair_chart(
-    charts.stacked_bars(
+    charts.grouped_bars(
         long,
-        x="label",
-        y="seeds",
-        color="stage",
-        horizontal=True,
+        category="label",
+        group="stage",
+        value="seeds",
         colors={s.upper(): charts.STAGE_COLORS[s.upper()] for s in STAGE_ORDER},
-        title="Seeds reaching each stage",
-        x_title=by + (f" · {split.replace('_', ' ')}" if cohort else ""),
+        title="Seeds reaching each stage (each seed once per stage)",
+        category_title=by + (f" · {split.replace('_', ' ')}" if cohort else ""),
     ),
     width="stretch",
 )
+# The seeds seen only: esper's counters and rates are in the tables below.
+seen = [c for c in funnel.columns if c != "blend_success_rate" and not c.startswith("reported_")]
+tables.show(funnel[seen], key="life_funnel")
+
+st.subheader("Seeds per blueprint, as esper counted them")
+totals = data.lifecycle_totals(cohort=cohort, **scope)
+st.text(
+    f"{int(totals['seen'].sum())} of {int(totals['spawns'].sum())} seeds were seen by "
+    "snapshots; esper's counters (spawns, fossilized, prunes) count every seed, the seen_* "
+    "columns only those snapshots saw."
+)
 tables.show(
-    funnel,
-    key="life_funnel",
+    totals,
+    key="life_totals",
     column_config={
         "blend_success_rate": st.column_config.ProgressColumn(
             "blend success", min_value=0.0, max_value=1.0, format="%.2f"
         )
     },
 )
+rates = data.conversion_rates(cohort=cohort, **scope)
+st.text(
+    "Conversion rates from esper's counters, one rate per run; mean over runs with a 95 % "
+    "t-interval across runs (none with a single run)."
+)
+tables.show(rates, key="life_rates")
 
 left, right = st.columns(2)
 lifespans = data.seed_lifespans(cohort=cohort, **scope)
@@ -83,5 +100,11 @@ if not stages.empty:
 
 st.subheader("Prune reasons")
 reasons = data.prune_reasons(cohort=cohort, **scope)
-reasons = reasons.assign(kind=reasons["auto_pruned"].map({True: "auto", False: "policy"}))
+reasons = reasons.assign(
+    kind=reasons["auto_pruned"].map({True: "auto", False: "policy"}).fillna("unknown")
+)
+st.text(
+    f"{int(reasons['n'].sum())} prunes by esper's counter; 'unrecorded': pruned without a "
+    "snapshot seeing the reason."
+)
 tables.show(reasons, key="life_reasons")

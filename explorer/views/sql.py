@@ -17,9 +17,12 @@ EXAMPLES = {
         "SELECT reward_mode, count(*) AS runs, avg(final_accuracy) AS mean_final\n"
         "FROM v_runs\nGROUP BY reward_mode\nORDER BY mean_final DESC"
     ),
+    # esper's counters at each run's latest snapshot, summed over runs: the Lifecycle page's
+    # numbers (seed_states rows are observations, not seeds: a seed seen pruned twice counts
+    # twice, one pruned between snapshots not at all).
     "Pruned seeds per blueprint": (
-        "SELECT blueprint_id, count(*) AS pruned\nFROM seed_states\n"
-        "WHERE stage = 'PRUNED'\nGROUP BY blueprint_id\nORDER BY pruned DESC"
+        "SELECT blueprint_id, sum(prunes) AS pruned\nFROM v_lifecycle\n"
+        "GROUP BY blueprint_id\nORDER BY pruned DESC, blueprint_id"
     ),
     "Latest events": (
         "SELECT r.run_id, e.timestamp, e.event_type, e.message\n"

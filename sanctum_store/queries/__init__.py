@@ -72,7 +72,16 @@ from sanctum_store.queries.runs import (
     runs_select,
     snapshot_times,
 )
-from sanctum_store.queries.seeds import prune_reasons, seed_funnel, seed_lifespans, time_in_stage
+from sanctum_store.queries.seeds import (
+    RATES,
+    UNRECORDED,
+    conversion_rates,
+    lifecycle_totals,
+    prune_reasons,
+    seed_funnel,
+    seed_lifespans,
+    time_in_stage,
+)
 from sanctum_store.queries.series import (
     COHORT_CURVE_COLUMNS,
     SERIES_COLUMNS,
@@ -95,6 +104,7 @@ __all__ = [
     "LEADERBOARD_COLUMNS",
     "OUTCOME_METRICS",
     "PRUNED_STAGES",
+    "RATES",
     "RUN_COLUMNS",
     "RUN_INDEX_COLUMNS",
     "SERIES_COLUMNS",
@@ -102,12 +112,14 @@ __all__ = [
     "SNAPSHOT_TIME_COLUMNS",
     "STAGES",
     "SYNERGY_COLUMNS",
+    "UNRECORDED",
     "VALUE_COLUMNS",
     "X_AXES",
     "action_mix",
     "best_run_record",
     "calibration",
     "cohort_curves",
+    "conversion_rates",
     "count_runs",
     "decision_table",
     "downsample_indices",
@@ -115,6 +127,7 @@ __all__ = [
     "head_entropy",
     "leaderboard",
     "leaderboard_select",
+    "lifecycle_totals",
     "list_runs",
     "prune_reasons",
     "read_connection",

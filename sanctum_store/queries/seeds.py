@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from sanctum_store import summary
+from sanctum_store import stats, summary
 from sanctum_store.expressions import STAGES, stage_rank
 from sanctum_store.queries._base import (
     BLUEPRINTS,
@@ -28,6 +28,7 @@ from sanctum_store.queries._base import (
     _frame,
     _i,
     _seed_scope,
+    _typed,
     _with_cohort,
     read_connection,
 )
@@ -144,17 +145,26 @@ def seed_funnel(engine, *, by: str | None = "blueprint", cohort: str | None = No
     return df.sort_values(list(dtypes)[: len(keys)], ignore_index=True) if keys else df
 
 
-def _reported(conn: sa.Connection, conditions: list, cohort: sa.ColumnElement | None):
+def _reported(
+    conn: sa.Connection, conditions: list, cohort: sa.ColumnElement | None, *, per_run=False
+) -> pd.DataFrame:
+    """esper's counters (``blueprint_counts``) at each run's latest snapshot, summed over the
+    runs matching ``conditions`` per [cohort] and blueprint (``per_run``: per run instead of
+    per blueprint, with ``run_id``): ``reported_spawns, reported_fossilized,
+    reported_prunes``; the numbers of ``v_lifecycle``."""
     picked = (
         sa.select(
             RUNS.c.id,
+            RUNS.c.run_id,
             RUNS.c.last_snapshot_id.label("last_id"),
             *([cohort.label("cohort")] if cohort is not None else []),
         )
         .where(*conditions)
         .subquery()
     )
-    keys = ([picked.c.cohort] if cohort is not None else []) + [BLUEPRINTS.c.blueprint_id]
+    keys = ([picked.c.cohort] if cohort is not None else []) + (
+        [picked.c.run_id] if per_run else [BLUEPRINTS.c.blueprint_id]
+    )
     query = (
         sa.select(
             *keys,
@@ -167,10 +177,99 @@ def _reported(conn: sa.Connection, conditions: list, cohort: sa.ColumnElement | 
         .group_by(*keys)
     )
     dtypes = {
-        "blueprint_id": "str",
+        "run_id" if per_run else "blueprint_id": "str",
         **dict.fromkeys(("reported_spawns", "reported_fossilized", "reported_prunes"), "Int64"),
     }
     return _frame(conn, query, _with_cohort(dtypes, "cohort" if cohort is not None else None))
+
+
+def lifecycle_totals(engine, *, cohort: str | None = None, **filters) -> pd.DataFrame:
+    """Seeds per blueprint as esper counted them, beside the seeds snapshots saw.
+
+    esper's counters (``blueprint_counts`` at each run's latest snapshot, summed over the runs:
+    the numbers of ``v_lifecycle``) count every seed, also those that lived and died between
+    two snapshots; the seeds seen are those of :func:`seed_funnel`. Columns: [``cohort``],
+    ``blueprint_id``, ``spawns, fossilized, prunes`` (counters), ``blend_success_rate``
+    (fossilized / (fossilized + prunes), from the counters), ``seen, seen_fossilized,
+    seen_pruned`` (seeds seen). Takes the run filters of :func:`list_runs`.
+    """
+    funnel = seed_funnel(engine, by="blueprint", cohort=cohort, **filters)
+    out = funnel.rename(
+        columns={
+            "reported_spawns": "spawns",
+            "reported_fossilized": "fossilized_counted",
+            "reported_prunes": "prunes",
+        }
+    )
+    out = out.assign(
+        seen=out["germinated"], seen_fossilized=out["fossilized"], seen_pruned=out["pruned"]
+    )
+    out["fossilized"] = out.pop("fossilized_counted")
+    counters = ["spawns", "fossilized", "prunes"]
+    out[counters] = out[counters].fillna(0).astype("int64")
+    ended = (out["fossilized"] + out["prunes"]).to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["blend_success_rate"] = out["fossilized"].to_numpy(float) / np.where(
+            ended > 0, ended, np.nan
+        )
+    keys = (["cohort"] if cohort else []) + ["blueprint_id"]
+    return out[
+        [*keys, *counters, "blend_success_rate", "seen", "seen_fossilized", "seen_pruned"]
+    ].reset_index(drop=True)
+
+
+#: The conversion rates of :func:`conversion_rates`: name, numerator, denominator counters.
+RATES = {
+    "fossilized / spawns": ("reported_fossilized", ("reported_spawns",)),
+    "fossilized / (fossilized + prunes)": (
+        "reported_fossilized",
+        ("reported_fossilized", "reported_prunes"),
+    ),
+}
+
+
+def conversion_rates(
+    engine, *, cohort: str | None = None, confidence: float = 0.95, **filters
+) -> pd.DataFrame:
+    """How many seeds made it, per cohort (all runs together without ``cohort``), from esper's
+    counters at each run's latest snapshot (see :func:`lifecycle_totals`).
+
+    The unit is the run: each run's rate, then their mean with a t-interval across runs at
+    ``confidence`` (``n - 1`` degrees of freedom; NaN with fewer than 2 runs). A run whose
+    denominator is 0 has no rate. Columns: ``cohort`` (None without a split), ``rate``
+    (:data:`RATES`), ``runs`` (runs with a rate), ``pooled`` (the cohort's summed numerator
+    over summed denominator), ``mean, ci_low, ci_high``. Takes the run filters of
+    :func:`list_runs`.
+    """
+    conditions, cohort_expr = _seed_scope(cohort, filters)
+    with read_connection(engine) as conn:
+        per_run = _reported(conn, conditions, cohort_expr, per_run=True)
+    if not cohort:
+        per_run["cohort"] = None
+    frames = []
+    for rate, (top, bottom) in RATES.items():
+        numerator = per_run[top].astype("float64")
+        denominator = sum(per_run[c].astype("float64") for c in bottom)
+        runs = per_run.assign(
+            value=numerator / denominator.where(denominator > 0),
+            cohort_label=per_run["cohort"].map(str),
+        )
+        described = stats.describe_cohorts(runs, "cohort_label", "value", confidence=confidence)
+        sums = runs.assign(top=numerator, bottom=denominator).groupby("cohort_label")
+        pooled = sums["top"].sum() / sums["bottom"].sum().where(lambda b: b > 0)
+        frames.append(
+            described.assign(rate=rate, runs=described["n"], pooled=described["cohort"].map(pooled))
+        )
+    if not frames or per_run.empty:
+        return pd.DataFrame(
+            columns=["cohort", "rate", "runs", "pooled", "mean", "ci_low", "ci_high"]
+        )
+    out = pd.concat(frames, ignore_index=True)
+    out = out.sort_values("cohort", kind="stable", ignore_index=True)
+    labels = dict(zip(per_run["cohort"].map(str), per_run["cohort"], strict=False))
+    out["cohort"] = out["cohort"].map(labels)
+    out = out[["cohort", "rate", "runs", "pooled", "mean", "ci_low", "ci_high"]]
+    return out.astype({"runs": "int64", "pooled": "float64"}).reset_index(drop=True)
 
 
 def seed_lifespans(engine, *, cohort: str | None = None, **filters) -> pd.DataFrame:
@@ -239,11 +338,20 @@ def time_in_stage(engine, *, by: str | None = "blueprint", cohort: str | None = 
         return _frame(conn, query, _with_cohort(dtypes, cohort))
 
 
-def prune_reasons(engine, *, cohort: str | None = None, **filters) -> pd.DataFrame:
-    """Why seeds were pruned: one row per reason and auto/policy prune.
+#: The ``prune_reason`` of :func:`prune_reasons`' row for prunes no snapshot recorded.
+UNRECORDED = "unrecorded"
 
-    Columns: [``cohort``], ``prune_reason``, ``auto_pruned`` (bool), ``n`` (seeds),
-    ``share`` (of the cohort's pruned seeds), most frequent first. Takes the run filters of
+
+def prune_reasons(engine, *, cohort: str | None = None, **filters) -> pd.DataFrame:
+    """Why seeds were pruned: one row per reason and auto/policy prune, from the seeds seen
+    pruned, and a row ``prune_reason`` = :data:`UNRECORDED` (``auto_pruned`` missing) for the
+    rest of esper's prune counter (:func:`lifecycle_totals`: seeds pruned between two
+    snapshots, or gone from their slot before a snapshot saw them pruned), so that ``n`` adds
+    up to the counter (of every run whose counter is at least its prunes seen; a run without
+    counters adds none).
+
+    Columns: [``cohort``], ``prune_reason``, ``auto_pruned`` (nullable bool), ``n`` (seeds),
+    ``share`` (of the cohort's prunes), most frequent first. Takes the run filters of
     :func:`list_runs`.
     """
     conditions, cohort_expr = _seed_scope(cohort, filters)
@@ -256,11 +364,41 @@ def prune_reasons(engine, *, cohort: str | None = None, **filters) -> pd.DataFra
     query = (
         sa.select(*keys, sa.func.count().label("n")).where(seeds.c.pruned_seen == 1).group_by(*keys)
     )
-    dtypes = {"prune_reason": "str", "auto_pruned": "bool", "n": "int64"}
+    dtypes = {"prune_reason": "str", "auto_pruned": "boolean", "n": "int64"}
     with read_connection(engine) as conn:
         df = _frame(conn, query, _with_cohort(dtypes, cohort))
+        counted = _reported(conn, conditions, cohort_expr, per_run=True)
+        df = pd.concat([df, _unrecorded(conn, seeds, counted, cohort)], ignore_index=True)
+    df = _typed(df, _with_cohort(dtypes, cohort))
     totals = df.groupby("cohort")["n"].transform("sum") if cohort else df["n"].sum()
     df["share"] = (df["n"] / totals).astype("float64")
     order = ["cohort", "n", "prune_reason"] if cohort else ["n", "prune_reason"]
     ascending = [True, False, True] if cohort else [False, True]
     return df.sort_values(order, ascending=ascending, ignore_index=True)
+
+
+def _unrecorded(conn: sa.Connection, seeds: sa.Subquery, counted: pd.DataFrame, cohort):
+    """The :data:`UNRECORDED` rows: per cohort, the sum over its runs of esper's prune counter
+    minus the prunes seen in the run (none for a run whose counter is below them: one without
+    counters)."""
+    query = (
+        sa.select(RUNS.c.run_id, sa.func.count().label("seen"))
+        .join_from(seeds, RUNS, RUNS.c.id == seeds.c.run_pk)
+        .where(seeds.c.pruned_seen == 1)
+        .group_by(RUNS.c.run_id)
+    )
+    seen = _frame(conn, query, {"run_id": "str", "seen": "int64"})
+    runs = counted.merge(seen, how="left", on="run_id")
+    rest = (runs["reported_prunes"].fillna(0) - runs["seen"].fillna(0)).clip(lower=0)
+    label = runs["cohort"].map(str) if cohort else pd.Series("", index=runs.index)
+    rest = rest.astype("int64").groupby(label).sum()
+    rest = rest[rest > 0]
+    labels = dict(zip(label, runs["cohort"], strict=False)) if cohort else {}
+    return pd.DataFrame(
+        {
+            **({"cohort": [labels[k] for k in rest.index]} if cohort else {}),
+            "prune_reason": UNRECORDED,
+            "auto_pruned": pd.array([pd.NA] * len(rest), dtype="boolean"),
+            "n": rest.to_numpy(dtype="int64"),
+        }
+    )

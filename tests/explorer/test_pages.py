@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 from support import APP, HTML_RUN, PAGES, XSS, demo_archive, fresh_caches  # noqa: F401
@@ -179,6 +180,59 @@ def test_lifecycle_split_by_cohort(monkeypatch, demo_archive):
     at.selectbox(key="life_cohort").select("reward_mode").run()
     split = table(at, "blend_success_rate")
     assert "cohort" in split.columns and len(split) > len(plain)
+
+
+LIFECYCLE_STAGES = ["GERMINATED", "TRAINING", "BLENDING", "HOLDING", "FOSSILIZED", "PRUNED"]
+
+
+def funnel_chart(at: AppTest) -> dict:
+    from render import from_streamlit
+
+    specs = [from_streamlit(element.proto) for element in charts(at)]
+    found = [s for s in specs if (s.get("usermeta") or {}).get("builder") == "grouped_bars"]
+    assert len(found) == 1, [s.get("usermeta") for s in specs]
+    return found[0]
+
+
+def test_lifecycle_funnel_shows_one_bar_per_stage_never_summed(monkeypatch, demo_archive):
+    at = open_page(monkeypatch, demo_archive, "views/lifecycle.py")
+    spec = funnel_chart(at)
+    encoding = spec["encoding"]
+    # Stages are categories side by side within each blueprint, not a stack.
+    assert encoding["yOffset"]["field"] == "stage" and encoding["color"]["field"] == "stage"
+    assert encoding["yOffset"]["sort"] == LIFECYCLE_STAGES
+    assert encoding["x"]["field"] == "seeds" and encoding["x"]["stack"] is None
+    data = spec["data"]
+    values = pd.DataFrame(data.get("values") or spec["datasets"][data["name"]])
+    shown = values.pivot(index="label", columns="stage", values="seeds")
+    funnel = table(at, "germinated").set_index("blueprint_id")
+    assert sorted(shown.index) == sorted(funnel.index)
+    for stage in LIFECYCLE_STAGES:
+        assert shown[stage].to_dict() == funnel[stage.lower()].to_dict(), stage
+    # One bar per stage: a seed that fossilized is in the fossilized bar once; the bars of a
+    # blueprint are counts of one set of seeds, each at most the germinated count.
+    assert (shown[LIFECYCLE_STAGES[1:]].le(shown["GERMINATED"], axis=0)).all().all()
+    totals = table(at, "spawns")
+    assert (totals["seen"].to_numpy() <= totals["spawns"].to_numpy()).all()
+    line = f"{totals['seen'].sum()} of {totals['spawns'].sum()} seeds were seen by snapshots"
+    assert any(line in t.value for t in at.text), [t.value for t in at.text]
+    reasons = table(at, "prune_reason")
+    assert reasons["n"].sum() == totals["prunes"].sum()
+    assert "unrecorded" in reasons["prune_reason"].tolist()
+    rates = table(at, "rate")
+    assert set(rates["rate"]) == {"fossilized / spawns", "fossilized / (fossilized + prunes)"}
+    assert (rates["ci_low"] <= rates["mean"]).all() and (rates["mean"] <= rates["ci_high"]).all()
+
+
+def test_the_sql_example_gives_the_lifecycle_pages_prunes(monkeypatch, demo_archive):
+    at = open_page(monkeypatch, demo_archive, "views/lifecycle.py")
+    totals = table(at, "spawns").set_index("blueprint_id")["prunes"].to_dict()
+    at.switch_page("views/sql.py").run()
+    at.selectbox(key="sql_example").select("Pruned seeds per blueprint").run()
+    at.button(key="sql_run").click().run()
+    assert not at.exception, at.exception
+    result = table(at, "pruned").set_index("blueprint_id")["pruned"].to_dict()
+    assert result == totals and sum(result.values()) > 0
 
 
 def test_attribution_rankings(monkeypatch, demo_archive):
