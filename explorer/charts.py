@@ -173,6 +173,21 @@ def _x_encoding(x: str, title: str | None = None) -> alt.X:
     return alt.X(f"{x}:{kind}", title=title_for(x, title))
 
 
+def smoothed(df: pd.DataFrame, columns: Sequence[str], *, by: str, weight: float) -> pd.DataFrame:
+    """``columns`` smoothed by an exponential moving average along each ``by`` group's rows
+    (TensorBoard's: each point is ``weight`` × the previous smoothed one + (1 − weight) × its
+    own, debiased at the start); ``weight`` 0 leaves them as they are. A weighted mean of
+    values: what lies within a domain stays within it."""
+    if not 0 <= weight < 1:
+        raise ValueError(f"smoothing weight must be in [0, 1), got {weight}")
+    if weight == 0 or df.empty:
+        return df
+    smooth = df.groupby(by, sort=False)[list(columns)].transform(
+        lambda s: s.ewm(alpha=1 - weight, adjust=True, ignore_na=True).mean()
+    )
+    return df.assign(**{c: smooth[c] for c in columns})
+
+
 def curves(
     df: pd.DataFrame,
     *,

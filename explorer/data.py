@@ -120,7 +120,8 @@ def _on_archive(question: Callable[Concatenate[Any, P], R]) -> Callable[P, R]:
 # The questions pages ask, each a typed function (its parameters are the query's).
 action_mix = _on_archive(queries.action_mix)
 calibration = _on_archive(queries.calibration)
-cohort_curves = _on_archive(queries.cohort_curves)
+episode_curves = _on_archive(queries.episode_curves)
+run_episode_means = _on_archive(queries.run_episode_means)
 conversion_rates = _on_archive(queries.conversion_rates)
 count_runs = _on_archive(queries.count_runs)
 decision_table = _on_archive(queries.decision_table)

@@ -26,6 +26,9 @@ class Outcome:
     domain: tuple[float | None, float | None]
     #: The ``series`` metric whose curve shows the same thing; ``None`` when there is none.
     curve: str | None
+    #: The same outcome for each episode (``queries.episode_outcomes``; ``fossilize_rate`` is
+    #: computed from an episode's ``fossilized`` and ``pruned``): the end-of-episode curve.
+    episode: str
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -35,14 +38,14 @@ class Outcome:
 OUTCOMES: dict[str, Outcome] = {
     o.name: o
     for o in (
-        Outcome("final_accuracy", "higher", False, (0.0, 100.0), "host_accuracy"),
-        Outcome("peak_accuracy", "higher", False, (0.0, 100.0), "host_accuracy"),
-        Outcome("mean_reward", "higher", True, (None, None), "cumulative_reward"),
-        Outcome("growth_ratio", "tradeoff", False, (1.0, None), "growth_ratio"),
+        Outcome("final_accuracy", "higher", False, (0.0, 100.0), "host_accuracy", "final_accuracy"),
+        Outcome("peak_accuracy", "higher", False, (0.0, 100.0), "host_accuracy", "peak_accuracy"),
+        Outcome("mean_reward", "higher", True, (None, None), "cumulative_reward", "episode_reward"),
+        Outcome("growth_ratio", "tradeoff", False, (1.0, None), "growth_ratio", "growth_ratio"),
         # Fossilizing a seed keeps its parameters: more growth, the same trade-off as growth
         # ratio. No curve: the snapshots' seed_lifecycle_fossilize_rate counts fossilizations
         # per episode, not fossilized / (fossilized + pruned).
-        Outcome("fossilize_rate", "tradeoff", False, (0.0, 1.0), None),
+        Outcome("fossilize_rate", "tradeoff", False, (0.0, 1.0), None, "fossilize_rate"),
     )
 }
 

@@ -243,6 +243,44 @@ def cohort_summary(
     return described, compare_cohorts(df, cohort, metric, **kw)
 
 
+#: What :func:`interval` can estimate.
+STATISTICS = ("mean", "iqm")
+
+
+def interval(
+    values: np.ndarray,
+    statistic: str = "mean",
+    *,
+    confidence: float = 0.95,
+    n_boot: int = 2_000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """``(estimate, ci_low, ci_high)`` of the mean or the interquartile mean (as rliable) of
+    ``values`` (one per run), with a percentile-bootstrap interval: resampled runs, so the
+    bounds lie within the values' range. NaN bounds below 2 values; all NaN for none."""
+    _check_confidence(confidence)
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+
+    def estimate(a: np.ndarray, axis: int | None = None):
+        if statistic == "mean":
+            return a.mean(axis=axis)
+        return sps.trim_mean(a, 0.25, axis=axis if axis is not None else None)
+
+    point = float(estimate(x))
+    if x.size < 2:
+        return point, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    resamples = x[rng.integers(0, x.size, size=(n_boot, x.size))]
+    alpha = _alpha(confidence)
+    lo, hi = np.quantile(estimate(resamples, axis=1), [alpha / 2, 1 - alpha / 2])
+    return point, float(lo), float(hi)
+
+
 def holm(pvalues: np.ndarray) -> np.ndarray:
     """Holm-Bonferroni adjusted p-values; NaN entries stay NaN and do not count as tests."""
     p = np.asarray(pvalues, dtype=float)

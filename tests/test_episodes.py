@@ -144,3 +144,33 @@ def test_db_upgrade_derives_the_episodes_of_an_archive_from_before_0005(sqlite_u
         after = queries.episode_outcomes(archive)
     assert len(after) == 24
     pd.testing.assert_frame_equal(after, before)
+
+
+def test_episode_curves_are_each_cohorts_mean_over_runs_of_each_runs_mean_over_envs(sqlite_url):
+    from scipy.stats import trim_mean
+
+    from sanctum_store import demo, stats
+
+    demo.write_demo(sqlite_url, 6, seed=3)
+    with Archive(sqlite_url) as archive:
+        episodes = queries.episode_outcomes(archive)
+        curves = queries.episode_curves(archive, "reward_mode", "final_accuracy")
+        iqm = queries.episode_curves(archive, "reward_mode", "final_accuracy", statistic="iqm")
+    per_run = episodes.groupby(["reward_mode", "batch", "run_id"])["final_accuracy"].mean()
+    expected = per_run.groupby(["reward_mode", "batch"]).agg(["mean", "count"])
+    got = curves.set_index(["cohort", "batch"])
+    assert len(got) == len(expected)
+    assert got["value"].to_numpy() == pytest.approx(expected["mean"].to_numpy())
+    assert (got["n"].to_numpy() == expected["count"].to_numpy()).all()
+    # Percentile-bootstrap bands lie within the runs' values: never outside the domain.
+    spread = per_run.groupby(["reward_mode", "batch"]).agg(["min", "max"])
+    banded = got.dropna(subset=["ci_low"])
+    assert not banded.empty
+    assert (banded["ci_low"] >= spread.loc[banded.index, "min"] - 1e-9).all()
+    assert (banded["ci_high"] <= spread.loc[banded.index, "max"] + 1e-9).all()
+    assert (banded["ci_low"] <= banded["value"]).all() and (
+        banded["value"] <= banded["ci_high"]
+    ).all()
+    trimmed = per_run.groupby(["reward_mode", "batch"]).agg(lambda v: trim_mean(v, 0.25))
+    assert iqm["value"].to_numpy() == pytest.approx(trimmed.to_numpy())
+    assert stats.interval([1.0, 2.0, 3.0, 100.0], "iqm")[0] == pytest.approx(2.5)

@@ -42,4 +42,4 @@ def test_unknown_outcomes_and_directions_are_refused():
     with pytest.raises(ValueError, match="unknown outcome 'loss'"):
         metrics.outcome("loss")
     with pytest.raises(ValueError, match="direction must be one of"):
-        metrics.Outcome("x", "up", False, (None, None), None)
+        metrics.Outcome("x", "up", False, (None, None), None, "x")

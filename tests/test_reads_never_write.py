@@ -59,6 +59,10 @@ def questions(engine) -> dict[str, pd.DataFrame]:
         "cohort_curves": queries.cohort_curves(
             engine, attribute="reward_mode", metric="host_accuracy"
         ),
+        "episode_outcomes": queries.episode_outcomes(engine),
+        "episode_curves": queries.episode_curves(
+            engine, attribute="reward_mode", metric="final_accuracy"
+        ),
         "leaderboard": board,
         "action_mix": queries.action_mix(engine),
         "calibration": queries.calibration(engine),
@@ -73,6 +77,8 @@ def questions(engine) -> dict[str, pd.DataFrame]:
         answers[f"seed_funnel_{by}"] = queries.seed_funnel(engine, by=by, cohort="reward_mode")
         answers[f"time_in_stage_{by}"] = queries.time_in_stage(engine, by=by)
     answers["seed_lifespans"] = queries.seed_lifespans(engine)
+    answers["lifecycle_totals"] = queries.lifecycle_totals(engine, cohort="reward_mode")
+    answers["conversion_rates"] = queries.conversion_rates(engine, cohort="reward_mode")
     answers["prune_reasons"] = queries.prune_reasons(engine, cohort="group_id")
     return answers
 

@@ -42,21 +42,49 @@ described, compared = data.cohort_statistics(
 # Every cohort the attribute takes in the archive, in one order: a cohort's colour is the same
 # whichever runs are shown.
 domain = data.cohort_domain(attribute)
-if declared.curve is None:
-    st.info(f"{metric.replace('_', ' ')} is a run-level outcome with no per-batch curve.")
+# The end-of-episode learning curve of the same outcome: per batch, each run's mean over its
+# envs, then the cohort's mean or IQM across runs with a 95 % bootstrap CI.
+left, right = st.columns(2)
+statistic = left.radio(
+    "Across runs",
+    ["mean", "iqm"],
+    horizontal=True,
+    key="cohort_statistic",
+    format_func=lambda s: "IQM" if s == "iqm" else s,
+)
+smoothing = right.slider(
+    "Smoothing (EMA)",
+    0.0,
+    0.99,
+    0.0,
+    0.01,
+    key="cohort_smoothing",
+    help="Exponential moving average over batches; 0 shows the batches as they are.",
+)
+curves = data.episode_curves(
+    attribute=attribute, metric=declared.episode, statistic=statistic, **filters
+)
+if curves.empty:
+    st.info("No episode of these runs has been seen to end yet.")
 else:
-    curves = data.cohort_curves(attribute=attribute, metric=declared.curve, x="batch", **filters)
-    curves = curves.assign(cohort=charts.labels(curves["cohort"]))
+    curves = charts.smoothed(
+        curves.assign(cohort=charts.labels(curves["cohort"])),
+        ["value", "ci_low", "ci_high"],
+        by="cohort",
+        weight=smoothing,
+    )
+    what = declared.episode.replace("_", " ")
     st.altair_chart(
         charts.curves(
             curves,
-            x="x",
-            y="mean",
+            x="batch",
+            y="value",
             color="cohort",
             band=("ci_low", "ci_high"),
-            title=f"{declared.curve.replace('_', ' ')}: mean per cohort with 95 % CI",
-            x_title=charts.title_for("batch"),
-            y_title=charts.title_for(declared.curve),
+            title=f"End-of-episode {what}: {'IQM' if statistic == 'iqm' else 'mean'} per cohort "
+            "with 95 % CI across runs",
+            x_title="batch (episode)",
+            y_title=f"{what} at episode end",
             color_title=attribute.replace("_", " "),
             domain=domain,
         ),

@@ -51,7 +51,14 @@ from sanctum_store.queries.decisions import (
     head_entropy,
     value_vs_reward,
 )
-from sanctum_store.queries.episodes import EPISODE_COLUMNS, episode_outcomes
+from sanctum_store.queries.episodes import (
+    EPISODE_COLUMNS,
+    EPISODE_CURVE_COLUMNS,
+    EPISODE_METRICS,
+    episode_curves,
+    episode_outcomes,
+    run_episode_means,
+)
 from sanctum_store.queries.events import EVENT_COLUMNS, search_events
 from sanctum_store.queries.leaderboard import (
     LEADERBOARD_COLUMNS,
@@ -98,6 +105,8 @@ __all__ = [
     "COHORT_CURVE_COLUMNS",
     "DECISION_COLUMNS",
     "EPISODE_COLUMNS",
+    "EPISODE_CURVE_COLUMNS",
+    "EPISODE_METRICS",
     "EVENT_COLUMNS",
     "FACETS",
     "HEADS",
@@ -123,6 +132,7 @@ __all__ = [
     "count_runs",
     "decision_table",
     "downsample_indices",
+    "episode_curves",
     "episode_outcomes",
     "head_entropy",
     "leaderboard",
@@ -131,6 +141,7 @@ __all__ = [
     "list_runs",
     "prune_reasons",
     "read_connection",
+    "run_episode_means",
     "run_facets",
     "run_index",
     "run_outcomes",

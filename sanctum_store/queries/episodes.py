@@ -13,7 +13,15 @@ import pandas as pd
 import sqlalchemy as sa
 
 from sanctum_store.models import TABLES
-from sanctum_store.queries._base import RUNS, _frame, _run_conditions, read_connection
+from sanctum_store.queries._base import (
+    RUNS,
+    _cohort,
+    _f,
+    _frame,
+    _run_conditions,
+    _typed,
+    read_connection,
+)
 
 EPISODES = TABLES["episodes"]
 
@@ -67,3 +75,92 @@ def episode_outcomes(source, **filters) -> pd.DataFrame:
     )
     with read_connection(source) as conn:
         return _frame(conn, query, EPISODE_COLUMNS)
+
+
+#: Columns of :func:`episode_curves`, with their dtypes.
+EPISODE_CURVE_COLUMNS = {
+    "cohort": "object",
+    "batch": "int64",
+    "value": "float64",
+    "ci_low": "float64",
+    "ci_high": "float64",
+    "n": "int64",
+}
+#: What :func:`episode_curves` can draw per batch: an episode outcome, or ``fossilize_rate``.
+EPISODE_METRICS = (
+    "final_accuracy",
+    "peak_accuracy",
+    "final_loss",
+    "episode_reward",
+    "growth_ratio",
+    "fossilize_rate",
+)
+
+
+def run_episode_means(source, metric: str, *, attribute: str | None = None, **filters):
+    """Per run and batch, ``metric`` over the run's episodes of that batch: the mean over its
+    envs (``fossilize_rate``: fossilized / (fossilized + pruned) summed over its envs).
+
+    Columns: ``run_id, cohort`` (the value of ``attribute``, None without one), ``batch,
+    value, envs`` (episodes the value is over). Takes the run filters of :func:`list_runs`.
+    """
+    if metric not in EPISODE_METRICS:
+        raise ValueError(f"unknown episode metric {metric!r}; choose one of {EPISODE_METRICS}")
+    e = EPISODES.c
+    if metric == "fossilize_rate":
+        ended = sa.func.sum(e.fossilized + e.pruned)
+        value = _f(sa.func.sum(e.fossilized)) / sa.func.nullif(ended, 0)
+    else:
+        value = _f(sa.func.avg(e[metric]))
+    cohort = (_cohort(attribute) if attribute else sa.literal(None, sa.Text)).label("cohort")
+    query = (
+        sa.select(
+            RUNS.c.run_id,
+            cohort,
+            e.batch,
+            value.label("value"),
+            sa.func.count().label("envs"),
+        )
+        .join_from(EPISODES, RUNS, RUNS.c.id == e.run_pk)
+        .where(*_run_conditions(**filters))
+        .group_by(RUNS.c.run_id, cohort, e.batch)
+        .order_by(RUNS.c.run_id, e.batch)
+    )
+    dtypes = {"run_id": "object", "cohort": "object", "batch": "int64", "value": "float64"}
+    with read_connection(source) as conn:
+        return _frame(conn, query, {**dtypes, "envs": "int64"})
+
+
+def episode_curves(
+    source,
+    attribute: str,
+    metric: str,
+    *,
+    statistic: str = "mean",
+    confidence: float = 0.95,
+    n_boot: int = 2_000,
+    seed: int = 0,
+    **filters,
+) -> pd.DataFrame:
+    """The end-of-episode learning curve of each cohort: per batch, each run's mean over its
+    envs (:func:`run_episode_means`), then across the cohort's runs the ``statistic`` ("mean"
+    or "iqm") with a percentile-bootstrap interval over runs (the run is the unit; the interval
+    lies within the runs' values, so within the metric's domain). ``n`` counts runs; the
+    interval is NaN below 2. Deterministic for ``seed``. Takes the run filters of
+    :func:`list_runs`; columns :data:`EPISODE_CURVE_COLUMNS`.
+    """
+    from sanctum_store import stats
+
+    per_run = run_episode_means(source, metric, attribute=attribute, **filters)
+    per_run = per_run[per_run["cohort"].notna() & per_run["value"].notna()]
+    rows = []
+    for (cohort, batch), group in per_run.groupby(["cohort", "batch"], sort=True):
+        value, lo, hi = stats.interval(
+            group["value"].to_numpy(float),
+            statistic,
+            confidence=confidence,
+            n_boot=n_boot,
+            seed=seed,
+        )
+        rows.append((cohort, batch, value, lo, hi, len(group)))
+    return _typed(pd.DataFrame(rows, columns=list(EPISODE_CURVE_COLUMNS)), EPISODE_CURVE_COLUMNS)

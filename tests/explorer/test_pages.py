@@ -140,14 +140,76 @@ def test_mean_reward_is_not_compared_across_reward_modes(monkeypatch, demo_archi
     assert not any(" is better than " in m.value for m in at.markdown)
 
 
+def curve_rows(at: AppTest, title_start: str) -> tuple[dict, pd.DataFrame]:
+    """The spec and the data rows of the one chart whose title starts so."""
+    from render import from_streamlit
+
+    specs = [from_streamlit(element.proto) for element in charts(at)]
+    found = [s for s in specs if str(s.get("title", "")).startswith(title_start)]
+    assert len(found) == 1, [s.get("title") for s in specs]
+    spec = found[0]
+    data = spec.get("data", {})
+    rows = data["values"] if "values" in data else spec["datasets"][data.get("name")]
+    return spec, pd.DataFrame(rows)
+
+
+def test_cohorts_draw_end_of_episode_curves_of_the_outcome(monkeypatch, demo_archive):
+    from sanctum_store import Archive, queries
+
+    at = open_page(monkeypatch, demo_archive, "views/cohorts.py")
+    spec, shown = curve_rows(at, "End-of-episode final accuracy: mean")
+    layers = {layer["mark"]["type"]: layer["encoding"] for layer in spec["layer"]}
+    assert layers["line"]["x"]["field"] == "batch" and layers["line"]["y"]["field"] == "value"
+    with Archive(demo_archive) as archive:
+        expected = queries.episode_curves(
+            archive, "reward_mode", "final_accuracy", status="finished"
+        )
+    # One point per cohort and batch: batches, not batch + epoch fractions (no sawtooth).
+    assert len(shown) == len(expected) and set(shown["batch"]) == set(expected["batch"])
+    got = shown.sort_values(["cohort", "batch"])["value"].to_numpy()
+    assert got == pytest.approx(expected.sort_values(["cohort", "batch"])["value"].to_numpy())
+    bands = shown[["ci_low", "ci_high"]].dropna()
+    assert not bands.empty and bands.min().min() >= 0 and bands.max().max() <= 100
+
+    at.slider(key="cohort_smoothing").set_value(0.9).run()
+    _, smooth = curve_rows(at, "End-of-episode final accuracy: mean")
+    assert smooth["value"].std() < shown["value"].std()  # smoothed, same points
+    assert len(smooth) == len(shown)
+    at.radio(key="cohort_statistic").set_value("iqm").run()
+    curve_rows(at, "End-of-episode final accuracy: IQM")
+
+
 def test_outcome_and_curve_show_the_same_metric(monkeypatch, demo_archive):
     at = open_page(monkeypatch, demo_archive, "views/cohorts.py")
-    at.selectbox(key="cohort_metric").select("growth_ratio").run()
-    assert "growth ratio" in str(charts(at)[0].spec)
-    at.selectbox(key="cohort_metric").select("fossilize_rate").run()
+    for outcome, curve in [
+        ("growth_ratio", "growth ratio"),
+        ("fossilize_rate", "fossilize rate"),
+        ("mean_reward", "episode reward"),
+        ("peak_accuracy", "peak accuracy"),
+    ]:
+        at.selectbox(key="cohort_metric").select(outcome).run()
+        assert not at.exception, at.exception
+        _, shown = curve_rows(at, f"End-of-episode {curve}")
+        if outcome == "growth_ratio":  # a growth ratio is at least 1, and so is its band
+            assert shown[["value", "ci_low", "ci_high"]].min().min() >= 1.0
+        if outcome == "fossilize_rate":
+            assert shown[["value", "ci_low", "ci_high"]].max().max() <= 1.0
+
+
+def test_compare_draws_each_runs_end_of_episode_curve(monkeypatch, demo_archive):
+    from sanctum_store import Archive, queries
+
+    at = open_page(monkeypatch, demo_archive, "views/compare.py")
+    chosen = at.multiselect(key="compare_runs").value
+    _, shown = curve_rows(at, "End-of-episode final accuracy")
+    with Archive(demo_archive) as archive:
+        expected = queries.run_episode_means(archive, "final_accuracy", run_id=chosen)
+    assert set(shown["run"]) == set(expected["run_id"])
+    got = shown.sort_values(["run", "batch"])["value"].to_numpy()
+    assert got == pytest.approx(expected.sort_values(["run_id", "batch"])["value"].to_numpy())
+    at.radio(key="compare_curve").set_value("within episode").run()
     assert not at.exception, at.exception
-    assert any("no per-batch curve" in i.value for i in at.info)
-    assert not any("growth ratio" in str(c.spec) for c in charts(at))
+    curve_rows(at, "host accuracy: mean across envs")
 
 
 def test_leaderboard_selection_shows_the_record(monkeypatch, demo_archive):
