@@ -1,5 +1,5 @@
 """What each run outcome means: which way is better, whether it depends on the reward
-definition, its range, and the per-snapshot curve that shows the same thing.
+definition, its range, and its form per episode (the end-of-episode curve).
 
 No package imports: the queries, the statistics, the CLI and the explorer all read it.
 """
@@ -24,8 +24,6 @@ class Outcome:
     reward_based: bool
     #: ``(lo, hi)``; ``None`` for an open end.
     domain: tuple[float | None, float | None]
-    #: The ``series`` metric whose curve shows the same thing; ``None`` when there is none.
-    curve: str | None
     #: The same outcome for each episode (``queries.episode_outcomes``; ``fossilize_rate`` is
     #: computed from an episode's ``fossilized`` and ``pruned``): the end-of-episode curve.
     episode: str
@@ -38,14 +36,13 @@ class Outcome:
 OUTCOMES: dict[str, Outcome] = {
     o.name: o
     for o in (
-        Outcome("final_accuracy", "higher", False, (0.0, 100.0), "host_accuracy", "final_accuracy"),
-        Outcome("peak_accuracy", "higher", False, (0.0, 100.0), "host_accuracy", "peak_accuracy"),
-        Outcome("mean_reward", "higher", True, (None, None), "cumulative_reward", "episode_reward"),
-        Outcome("growth_ratio", "tradeoff", False, (1.0, None), "growth_ratio", "growth_ratio"),
+        Outcome("final_accuracy", "higher", False, (0.0, 100.0), "final_accuracy"),
+        Outcome("peak_accuracy", "higher", False, (0.0, 100.0), "peak_accuracy"),
+        Outcome("mean_reward", "higher", True, (None, None), "episode_reward"),
+        Outcome("growth_ratio", "tradeoff", False, (1.0, None), "growth_ratio"),
         # Fossilizing a seed keeps its parameters: more growth, the same trade-off as growth
-        # ratio. No curve: the snapshots' seed_lifecycle_fossilize_rate counts fossilizations
-        # per episode, not fossilized / (fossilized + pruned).
-        Outcome("fossilize_rate", "tradeoff", False, (0.0, 1.0), None, "fossilize_rate"),
+        # ratio. Per episode: its fossilized / (fossilized + pruned) seeds.
+        Outcome("fossilize_rate", "tradeoff", False, (0.0, 1.0), "fossilize_rate"),
     )
 }
 

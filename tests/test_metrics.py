@@ -22,24 +22,20 @@ def test_declarations_say_what_the_issue_asked():
     assert o["fossilize_rate"].domain == (0.0, 1.0)
 
 
-def test_each_curve_is_a_series_metric_of_the_same_thing():
-    curves = {name: d.curve for name, d in metrics.OUTCOMES.items()}
-    assert curves == {
-        "final_accuracy": "host_accuracy",
-        "peak_accuracy": "host_accuracy",
-        "mean_reward": "cumulative_reward",
+def test_each_outcome_has_its_episode_form_for_the_curves():
+    episodes = {name: d.episode for name, d in metrics.OUTCOMES.items()}
+    assert episodes == {
+        "final_accuracy": "final_accuracy",
+        "peak_accuracy": "peak_accuracy",
+        "mean_reward": "episode_reward",
         "growth_ratio": "growth_ratio",
-        "fossilize_rate": None,
+        "fossilize_rate": "fossilize_rate",
     }
-    for curve in filter(None, curves.values()):
-        assert curve in queries.SERIES_METRICS, curve
-    # seed_lifecycle_fossilize_rate is a series metric, but fossilizations per episode: not the
-    # run's fossilized / (fossilized + pruned), so fossilize_rate declares no curve.
-    assert "seed_lifecycle_fossilize_rate" in queries.SERIES_METRICS
+    assert set(episodes.values()) <= set(queries.EPISODE_METRICS)
 
 
 def test_unknown_outcomes_and_directions_are_refused():
     with pytest.raises(ValueError, match="unknown outcome 'loss'"):
         metrics.outcome("loss")
     with pytest.raises(ValueError, match="direction must be one of"):
-        metrics.Outcome("x", "up", False, (None, None), None, "x")
+        metrics.Outcome("x", "up", False, (None, None), "x")
