@@ -437,7 +437,7 @@ def sql_command(
     The archive is opened read-only; the statement is stopped after --timeout seconds and at
     most --max-rows rows are returned (a note on stderr says when more were left). The
     analyst views (v_runs, v_env_epochs, v_seeds, v_decisions, v_best_runs, v_lifecycle,
-    v_cohorts) are described in README.md.
+    v_episodes, v_cohorts) are described in README.md.
 
     \b
     Example:
