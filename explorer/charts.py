@@ -170,6 +170,8 @@ def _check_size(df: pd.DataFrame, per: str | None = None) -> None:
 
 def _x_encoding(x: str, title: str | None = None) -> alt.X:
     kind = "T" if x in ("time", "captured_ts", "first_seen", "last_seen") else "Q"
+    if x == "batch":  # whole batches (episodes): integer ticks
+        return alt.X(f"{x}:Q", title=title_for(x, title), axis=alt.Axis(tickMinStep=1, format="d"))
     return alt.X(f"{x}:{kind}", title=title_for(x, title))
 
 
