@@ -152,14 +152,21 @@ def _sized(
     )
 
 
-def _labelled(df: pd.DataFrame, field: str) -> tuple[pd.DataFrame, str]:
-    """``df`` and the field to draw for ``field``: itself, or a middle-shortened copy when its
-    values are too long to show in full (the full value stays in the tooltip)."""
+def _labelled(
+    df: pd.DataFrame, field: str, domain: Sequence[object] | None = None
+) -> tuple[pd.DataFrame, str, list[str] | None]:
+    """``df``, the field to draw for ``field`` and ``domain`` as drawn: the field itself, or a
+    middle-shortened copy when its values (or the domain's) are too long to show in full (the
+    full value stays in the tooltip), the domain shortened alike so that it names what is drawn."""
     values = labels(df[field])
-    if df.empty or values.str.len().max() <= LABEL_CHARS:
-        return df.assign(**{field: values}), field
+    names = None if domain is None else labels(pd.Series(list(domain), dtype=object)).tolist()
+    every = [*values, *(names or [])]
+    if not every or max(len(v) for v in every) <= LABEL_CHARS:
+        return df.assign(**{field: values}), field, names
+    mapping = short_labels(every)
     short = f"{field} (short)"
-    return df.assign(**{field: values, short: values.map(short_labels(values))}), short
+    drawn = None if names is None else [mapping[n] for n in names]
+    return df.assign(**{field: values, short: values.map(mapping)}), short, drawn
 
 
 def _check_size(df: pd.DataFrame, per: str | None = None) -> None:
@@ -209,11 +216,11 @@ def curves(
     _check_size(df, color)
     tooltip = [c for c in (color, x, y) if c]
     if color:
-        df, shown = _labelled(df, color)
+        df, shown, drawn = _labelled(df, color, domain)
         color_enc = alt.Color(
             f"{shown}:N",
             title=title_for(color, color_title),
-            scale=color_scale(domain),
+            scale=color_scale(drawn),
             # Lines in the legend, at full colour (not the pale band's swatch).
             legend=alt.Legend(
                 labelLimit=0, symbolType="stroke", symbolStrokeWidth=3, symbolOpacity=1
@@ -321,7 +328,7 @@ def stacked_bars(
     stack = "normalize" if normalize else True
     value_title = title_for(y, y_title)
     if horizontal:
-        df, shown = _labelled(df, x)
+        df, shown, _ = _labelled(df, x)
         value = alt.X(f"{y}:Q", stack=stack, title=value_title)
         category = alt.Y(
             f"{shown}:N", title=title_for(x, x_title), sort=None, axis=alt.Axis(labelLimit=0)
@@ -368,7 +375,7 @@ def grouped_bars(
     summed (seeds reaching each stage, per blueprint): ``colors`` gives the groups' order and
     colours. Each category gets one :data:`BAND` per group."""
     _check_size(df)
-    df, shown = _labelled(df, category)
+    df, shown, _ = _labelled(df, category)
     order = list(colors)
     chart = (
         alt.Chart(df)
@@ -409,7 +416,7 @@ def ranking(
     when positive, vermillion when negative, with optional ± ``error`` bars."""
     _check_size(df)
     tooltip = list(df.columns)
-    df, shown = _labelled(df, label)
+    df, shown, _ = _labelled(df, label)
     base = alt.Chart(df).encode(
         y=alt.Y(
             f"{shown}:N",

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ import charts
 import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
+import text
 
 from sanctum_store import queries
 from sanctum_store.archive import Archive
@@ -40,15 +40,6 @@ def archive_url() -> str:
         if arg.startswith("--db="):
             return resolve_url(arg.split("=", 1)[1])
     return resolve_url(None)
-
-
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
-
-
-def plain(text: object) -> str:
-    """User text (run ids, cohort names, messages) escaped for Streamlit's markdown elements,
-    so it shows as typed: never as formatting, links or HTML."""
-    return _MARKDOWN.sub(r"\\\1", str(text))
 
 
 def display_url(url: str) -> str:
@@ -109,7 +100,7 @@ def _on_archive(question: Callable[Concatenate[Any, P], R]) -> Callable[P, R]:
         url = archive_url()
         state, problem = archive_state(url)
         if state == "error":  # a page reached by its URL while the archive is unusable
-            st.error(problem)
+            st.error(text.literal(problem))
             st.stop()
         tick = int(time.time() // LIVE_EVERY) if _LIVE.get() else 0
         return _query(url, name, args, kwargs, tick)

@@ -4,6 +4,7 @@ import charts
 import data
 import streamlit as st
 import tables
+import text
 
 from sanctum_store import metrics
 from sanctum_store.queries import COHORT_ATTRIBUTES, OUTCOME_METRICS
@@ -113,7 +114,7 @@ else:
     small = described[described["n"] < LOW_POWER_N]
     if not small.empty:
         st.warning(
-            f"Small cohorts ({', '.join(f'{c}: N={n}' for c, n in zip(small['cohort'], small['n'], strict=True))}): "
+            f"Small cohorts ({', '.join(f'{text.literal(c)}: N={n}' for c, n in zip(small['cohort'], small['n'], strict=True))}): "
             f"with fewer than {LOW_POWER_N} runs per cohort only large effects can be detected."
         )
     st.caption(
@@ -131,7 +132,7 @@ else:
         )
     )
     for verdict in compared["verdict"]:
-        st.markdown(data.plain(verdict))
+        st.text(verdict)
     # Significance first, as stats orders the columns.
     shown = [c for c in COMPARE_COLUMNS if c != "verdict"]
     tables.show(compared[shown], key="cohort_compare")

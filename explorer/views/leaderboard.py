@@ -5,6 +5,7 @@ import data
 import pandas as pd
 import streamlit as st
 import tables
+import text
 
 st.title("Leaderboard")
 facets = data.facets()
@@ -54,7 +55,7 @@ if not selection.selection.rows:
 
 row = board.iloc[selection.selection.rows[0]]
 record = data.best_run(row["run_id"], row["record_id"])
-st.subheader(data.plain(f"{row['run_id']} · env {row['env_id']} · episode {row['episode']}"))
+st.subheader(f"{text.literal(row['run_id'])} · env {row['env_id']} · episode {row['episode']}")
 cols = st.columns(4)
 cols[0].metric(
     "Peak", f"{record['peak_accuracy']:.4g} %", f"epoch {record['epoch']}", delta_color="off"

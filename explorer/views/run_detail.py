@@ -8,6 +8,7 @@ import data
 import pandas as pd
 import streamlit as st
 import tables
+import text
 
 from sanctum_store import status
 from sanctum_store.schema import detect_trend, trend_to_indicator
@@ -40,11 +41,14 @@ st.query_params["run"] = run_id
 run = data.list_runs(run_id=run_id, limit=1).iloc[0]
 live = run["status"] == RunStatus.RUNNING
 
-st.title(data.plain(run_id))
+st.title(text.literal(run_id))
 top = st.columns(3)
 top[0].metric("Status", status.label(run["status"]))
-top[1].metric("Cohort", f"{run['reward_mode'] or '—'} · group {run['group_id'] or '—'}")
-top[2].metric("Task", run["task_name"] or "—")
+top[1].metric(
+    "Cohort",
+    f"{text.literal(run['reward_mode'] or '—')} · group {text.literal(run['group_id'] or '—')}",
+)
+top[2].metric("Task", text.literal(run["task_name"] or "—"))
 
 
 def shown(value, suffix: str = "", digits: int = 2) -> str:
@@ -132,7 +136,7 @@ snapshot_id = int(times.iloc[position]["snapshot_id"])
 snap = data.snapshot(run_id, snapshot_id)
 st.caption(
     f"snapshot {snapshot_id}: batch {snap['current_batch']}, epoch {snap['current_epoch']}, "
-    f"captured {snap['captured_at'] or '—'}"
+    f"captured {text.literal(snap['captured_at'] or '—')}"
 )
 
 envs = pd.DataFrame(
@@ -200,8 +204,8 @@ elif nonzero:
     )
 
 st.subheader("Event log")
-text = st.text_input("Search events", key="detail_event_search")
-events = data.search_events(run_id=run_id, text=text or None, limit=300)
+search = st.text_input("Search events", key="detail_event_search")
+events = data.search_events(run_id=run_id, text=search or None, limit=300)
 tables.show(
     events.drop(columns=["run_id"], errors="ignore").assign(
         metadata=events["metadata"].astype(str)

@@ -5,6 +5,7 @@ import io
 import data
 import streamlit as st
 import tables
+import text
 
 from sanctum_store import errors, sql
 
@@ -55,23 +56,23 @@ with editor:
     if example != "—" and st.session_state.get("sql_loaded") != example:
         st.session_state["sql_text"] = EXAMPLES[example]
         st.session_state["sql_loaded"] = example
-    text = st.text_area(
+    query = st.text_area(
         "Query", key="sql_text", height=200, placeholder="SELECT * FROM v_runs LIMIT 10"
     )
     left, right = st.columns(2)
     timeout = left.number_input("Time limit (s)", 1, 120, 10, key="sql_timeout")
     max_rows = right.number_input("Row cap", 10, 100_000, 5_000, step=1_000, key="sql_rows")
-    run = st.button("Run", key="sql_run", type="primary", disabled=not (text or "").strip())
+    run = st.button("Run", key="sql_run", type="primary", disabled=not (query or "").strip())
 
 if run:
     try:
-        result = sql.run_query(url, text, timeout_s=float(timeout), max_rows=int(max_rows))
+        result = sql.run_query(url, query, timeout_s=float(timeout), max_rows=int(max_rows))
     except errors.QueryInterrupted as e:
-        st.error(f"Interrupted: {e}")
+        st.error(f"Interrupted: {text.literal(e)}")
     except errors.QueryRefused as e:
-        st.error(f"Refused: {e}")
+        st.error(f"Refused: {text.literal(e)}")
     except errors.SQLError as e:
-        st.error(f"Query failed: {e}")
+        st.error(f"Query failed: {text.literal(e)}")
     else:
         st.session_state["sql_result"] = result
 

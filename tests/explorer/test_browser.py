@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
+import json
 import os
 import re
 import shutil
@@ -10,8 +12,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,7 +23,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from support import APP, HTML_RUN, XSS, demo_archive, navigation  # noqa: F401  (fixtures)
 
-from sanctum_store import Archive
+from sanctum_store import Archive, demo
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -36,11 +40,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(demo_archive, tmp_path_factory):
+@contextlib.contextmanager
+def streamlit_server(db: str, log: Path):
+    """The explorer served on a free port for the archive ``db``: yields its base URL."""
     port = free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    env = {**os.environ, "SANCTUM_DB": demo_archive}
+    env = {**os.environ, "SANCTUM_DB": db}
     with open(log, "w") as out:
         # Output to a file, never a pipe: a closed pipe makes Streamlit ignore SIGTERM.
         process = subprocess.Popen(
@@ -75,12 +79,22 @@ def server(demo_archive, tmp_path_factory):
     else:
         process.kill()
         pytest.fail(f"streamlit did not start:\n{log.read_text()}")
-    yield base
-    process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def server(demo_archive, tmp_path_factory):
+    with streamlit_server(
+        demo_archive, tmp_path_factory.mktemp("streamlit") / "server.log"
+    ) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -300,3 +314,117 @@ def test_sql_console(tab, server):
     tab.get_by_role("button", name="Run").click()
     settle(tab, TABLE)
     assert "rows in" in tab.inner_text("body")
+
+
+class Requests(http.server.BaseHTTPRequestHandler):
+    """A local web server that records every request made of it (and answers with a pixel)."""
+
+    seen: list[str] = []
+
+    def do_GET(self):
+        Requests.seen.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "image/gif")
+        self.end_headers()
+        self.wfile.write(b"GIF89a\x01\x00\x01\x00\x00\x00\x00;")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def trap():
+    """A web server that no page may ever make the browser ask for anything: its base URL."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Requests)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def planted(trap: str, what: str) -> str:
+    """Text that, shown as markdown or HTML, would fetch from the trap or link to it."""
+    return (
+        f"{what} ![img]({trap}/md-{what}.png) <img src='{trap}/html-{what}.png'> "
+        f"{trap}/bare-{what} [link]({trap}/link-{what}) **{what}**"
+    )
+
+
+@pytest.fixture(scope="module")
+def planted_archive(trap, tmp_path_factory) -> str:
+    """A demo archive whose every run's id, task, reward mode, group, event messages and event
+    metadata would fetch from the trap if any element rendered them as markdown or HTML."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('planted') / 'planted.db'}"
+    demo.write_demo(url, 4, seed=5, now=datetime.now(UTC))
+    with Archive(url) as archive:
+        runs = archive.runs()
+        for n, (run_id, mode) in enumerate(zip(runs["run_id"], runs["reward_mode"], strict=True)):
+            renamed = planted(trap, f"run{n}")
+            for snapshot_id in archive.snapshot_ids(run_id):
+                tree = archive.load_dict(run_id, snapshot_id)
+                tree["run_id"] = renamed
+                tree["task_name"] = planted(trap, "task")
+                tree["reward_mode"] = planted(trap, mode)
+                for env in tree["envs"].values():
+                    env["reward_mode"] = planted(trap, mode)
+                for record in tree["best_runs"]:
+                    record["reward_mode"] = planted(trap, mode)
+                tree["tamiyo"]["group_id"] = planted(trap, f"group{n % 2}")
+                for event in tree["event_log"]:
+                    event["message"] = planted(trap, "message")
+                    event["metadata"] = {**(event["metadata"] or {}), "note": planted(trap, "meta")}
+                archive.save(json.loads(json.dumps(tree)))
+            archive.finish_import(renamed)
+            archive.delete_run(run_id)
+    return url
+
+
+def test_archive_text_never_fetches_or_links(chromium, trap, planted_archive, tmp_path):
+    """Every page, with the archive's every label planted with markdown images, HTML images,
+    links and bare URLs: the browser never asks the trap for anything and links nowhere."""
+    with Archive(planted_archive) as archive:
+        runs = archive.runs()
+    run_id = runs["run_id"].iloc[0]
+    context = chromium.new_context(viewport={"width": 1280, "height": 2200})
+    page = context.new_page()
+    shown: dict[str, str] = {}
+    found: dict[str, int] = {}  # links and images to the trap, per page
+    with streamlit_server(planted_archive, tmp_path / "server.log") as base:
+        for name, (path, expect, charts) in PAGES.items():
+            visit(page, base, path.format(finished=quote(run_id)), expect)
+            page.wait_for_timeout(1500 if charts else 800)  # charts and tables draw late
+            if name == "leaderboard":  # select the best record: its detail shows its run
+                box = page.locator(TABLE).first.bounding_box()
+                page.mouse.click(box["x"] + 18, box["y"] + 35 + 18)  # the first row's marker
+                settle(page, "h3")
+                page.wait_for_timeout(1500)
+            shown[name] = page.inner_text("body")
+            if name == "sql":
+                editor = page.locator("textarea").first
+                for kind, query in (
+                    ("error", f'SELECT * FROM "{planted(trap, "table")}"'),  # an error naming it
+                    ("result", "SELECT run_id, task_name, reward_mode, group_id FROM v_runs"),
+                ):
+                    editor.fill(query)
+                    editor.press("Control+Enter")
+                    settle(page)
+                    page.get_by_role("button", name="Run").click()
+                    settle(page)
+                    page.wait_for_timeout(800)
+                    shown[f"sql {kind}"] = page.inner_text("body")
+            found[name] = page.locator(f"a[href*='{trap}'], img[src*='{trap}']").count()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.goto(f"{base}/cohorts")
+        settle(page, CHART)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(ARTIFACTS / "planted-cohorts.png"))
+    context.close()
+    assert {name: n for name, n in found.items() if n} == {}
+    assert Requests.seen == [], Requests.seen
+    # The planted text is shown as typed, not hidden: the run's title, the cohorts' verdicts,
+    # the database's error message.
+    assert f"{run_id}\n" in shown["run_detail"]
+    assert planted(trap, "task") in shown["run_detail"]
+    assert re.search(r"run\d !\[img\]\(.* · env \d+ · episode \d+", shown["leaderboard"])
+    assert "![img](" in shown["cohorts"] and "<img src=" in shown["cohorts"]
+    assert planted(trap, "table") in shown["sql error"]

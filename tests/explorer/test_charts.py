@@ -174,6 +174,27 @@ def test_curves_of_long_run_ids_have_distinct_legend_entries():
     assert len(set(drawn.legends[0].shown())) == 5
 
 
+def test_curves_of_long_cohort_names_in_a_fixed_domain_draw_every_line():
+    """A cohort domain (every cohort of the archive) of names too long for a legend: the
+    legend and the lines name the same shortened cohorts, so every line is drawn."""
+    names = [f"reward-mode-{c} " + "x" * 300 for c in "abc"]
+    frame = pd.DataFrame(
+        [
+            {"cohort": name, "batch": b, "value": 50.0 + b + i}
+            for i, name in enumerate(names[:2])
+            for b in range(8)
+        ]
+    )
+    chart = charts.curves(
+        frame, x="batch", color="cohort", domain=names, y_title="final accuracy (%)"
+    )
+    drawn = draw(chart)
+    assert problems(drawn) == []
+    shown = drawn.legends[0].shown()
+    assert len(shown) == 3 and all(len(label) <= charts.LABEL_CHARS for label in shown)
+    assert drawn.marks == {"line": 16, "symbol": 16}  # two lines of 8 batches, each point drawn
+
+
 def test_distribution_keeps_the_group_labels_and_samples_large_groups():
     runs = pd.DataFrame(
         {

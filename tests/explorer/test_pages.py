@@ -103,7 +103,7 @@ def test_cohort_attribute_changes_the_groups(monkeypatch, demo_archive):
     assert modes == {"shaped", "simplified", "sparse"}
     assert any(
         " is better than " in m.value or "No significant" in m.value or "Too few" in m.value
-        for m in at.markdown
+        for m in at.text
     )
     at.selectbox(key="cohort_attribute").select("group_id").run()
     groups = set(table(at, "iqm")["cohort"])
@@ -125,8 +125,8 @@ def test_cohort_comparisons_read_b_minus_a_with_significance_first(monkeypatch, 
     compared = table(at, "p_adjusted")
     assert compared["a"].tolist() == ["sparse", "sparse"]
     assert compared["b"].tolist() == ["shaped", "simplified"]
-    verdicts = [m.value for m in at.markdown if " − sparse" in m.value or "sparse has N" in m.value]
-    assert len(verdicts) == 2, [m.value for m in at.markdown]
+    verdicts = [m.value for m in at.text if " − sparse" in m.value or "sparse has N" in m.value]
+    assert len(verdicts) == 2, [m.value for m in at.text]
 
 
 def test_mean_reward_is_not_compared_across_reward_modes(monkeypatch, demo_archive):
@@ -135,9 +135,9 @@ def test_mean_reward_is_not_compared_across_reward_modes(monkeypatch, demo_archi
     compared = table(at, "p_adjusted")
     # Cohorts by reward mode: every pair has different reward definitions.
     assert compared["p_adjusted"].isna().all() and not compared["significant"].any()
-    verdicts = [m.value for m in at.markdown if "reward definitions differ" in m.value]
+    verdicts = [m.value for m in at.text if "reward definitions differ" in m.value]
     assert len(verdicts) == len(compared) == 3
-    assert not any(" is better than " in m.value for m in at.markdown)
+    assert not any(" is better than " in m.value for m in at.text)
 
 
 def curve_rows(at: AppTest, title_start: str) -> tuple[dict, pd.DataFrame]:
