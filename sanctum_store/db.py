@@ -13,7 +13,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from sanctum_store.errors import ArchiveUnavailable
+from sanctum_store.errors import ArchiveUnavailable, LockTimeout
 
 DEFAULT_PATH = "sanctum.db"
 ENV_VAR = "SANCTUM_DB"
@@ -216,3 +216,45 @@ def use_wal(engine: Engine) -> None:
 def for_writing(engine: Engine) -> Engine:
     """The same engine (and pool), with transactions that take SQLite's write lock at BEGIN."""
     return engine.execution_options(sqlite_begin="IMMEDIATE")
+
+
+#: How long a PostgreSQL advisory lock is waited for before the holder is named in an error.
+LOCK_WAIT_S = 120.0
+
+
+def advisory_xact_lock(
+    connection: sa.Connection, key: int, what: str, *, wait_s: float = LOCK_WAIT_S
+) -> None:
+    """Hold PostgreSQL advisory lock ``key`` for the rest of the transaction, waiting at most
+    ``wait_s`` seconds: whoever holds it past that is named in a LockTimeout (a session that
+    never lets go must not leave the caller waiting forever)."""
+    deadline = time.monotonic() + wait_s
+    pause = 0.05
+    while True:
+        taken = connection.execute(sa.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})
+        if taken.scalar():
+            return
+        if time.monotonic() >= deadline:
+            raise LockTimeout(
+                f"{what} waited {wait_s:g} s for its lock, held by {_holder(connection, key)}"
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
+
+
+def _holder(connection: sa.Connection, key: int) -> str:
+    """Who holds advisory lock ``key``: role, pid, application and since when."""
+    row = connection.execute(
+        sa.text(
+            "SELECT a.pid, a.usename, a.application_name, a.xact_start FROM pg_locks l"
+            " JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory'"
+            " AND l.granted AND l.database = (SELECT oid FROM pg_database"
+            " WHERE datname = current_database())"
+            " AND ((l.classid::bigint << 32) | l.objid::bigint) = :key LIMIT 1"
+        ),
+        {"key": key},
+    ).first()
+    if row is None:
+        return "another session (gone now)"
+    pid, user, app, since = row
+    return f"role {user!r}, pid {pid}" + (f", {app!r}" if app else "") + f", since {since}"

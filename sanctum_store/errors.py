@@ -56,3 +56,12 @@ class QueryInterrupted(SQLError):
 
 class QueryFailed(SQLError):
     """The database reported an error while running the query."""
+
+
+class QueryRoleRefused(QueryRefused):
+    """The console's PostgreSQL role is a superuser or may write the archive, so no user SQL
+    runs through it (unless the operator asks for that explicitly)."""
+
+
+class LockTimeout(SanctumError):
+    """A database lock stayed held by another session past the wait; the message names it."""

@@ -53,7 +53,7 @@ def current_revision(connection: Connection) -> str | None:
 def _lock(connection: Connection) -> None:
     """Hold the database's migration lock for the rest of the transaction."""
     if connection.dialect.name == "postgresql":
-        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        db.advisory_xact_lock(connection, _PG_LOCK_KEY, "the schema migration")
     # SQLite: the transaction began with BEGIN IMMEDIATE and already holds the write lock.
 
 

@@ -1,27 +1,41 @@
-"""Safe user SQL against a run archive: read-only, time-limited, row-capped.
+"""Safe user SQL against a run archive: read-only, time-limited, row- and byte-capped.
 
 Read-only holds by construction, in layers that each stop a write on their own:
 
 1. A statement check: one statement, starting with SELECT, WITH or EXPLAIN (comments, quotes,
-   PostgreSQL dollar quotes and E-strings are understood, so neither can hide a ``;``).
+   PostgreSQL dollar quotes and E-strings are understood, so neither can hide a ``;``). On
+   PostgreSQL it also refuses, by name, functions whose effects outlive or escape the query
+   (advisory locks, backend signals, large objects, dblink, set_config, sequences, SQL run from
+   a string): PG_REFUSED_FUNCTIONS.
 2. The connection itself.
    SQLite: opened ``mode=ro`` with ``PRAGMA query_only``, no ATTACH slots, extension loading never
    enabled, and an authorizer that lets a statement read and call functions, nothing else.
    The driver also runs one statement per call.
    PostgreSQL: each query runs in ``SET TRANSACTION READ ONLY`` that is always rolled back, on a
-   session whose default transaction is read-only too. SELECT/WITH go through a server-side cursor
-   (``DECLARE ... CURSOR FOR``), which accepts a single plain query only, and every statement is
-   sent with the extended protocol, which refuses several statements in one string.
+   session whose default transaction is read-only too, sent with the extended protocol, which
+   refuses several statements in one string.
+3. PostgreSQL: the role. A superuser, or a role that may write any table of the archive's
+   schema (or signal backends, or touch server files), is refused before any user SQL runs,
+   unless the operator passes ``unsafe_writable_role``: a read-only transaction does not stop
+   what such a role does through functions.
 
-The time limit is a progress handler (SQLite) or ``statement_timeout`` (PostgreSQL); the row cap
-fetches at most ``max_rows + 1`` rows so a huge result is never materialised.
+Bounds, whatever the query calls:
 
-A least-privileged database role is still the right home for a shared console: a superuser's
-read-only transaction can read server files (``pg_read_file``) or signal other backends.
+* Time. SQLite: a progress handler every SQLITE_PROGRESS_STEPS VM steps; since it runs between
+  steps, never inside one function call, the value limit below keeps every single call short.
+  PostgreSQL: ``statement_timeout``, and a client watchdog that cancels the query shortly after
+  the deadline.
+* Memory. Rows are fetched one at a time (PostgreSQL in single-row mode) and counted: the
+  result stops at ``max_rows`` rows or ``max_bytes`` bytes, whichever comes first, and says
+  which (``truncated_by``); a stopped PostgreSQL query is cancelled, not drained. SQLite also
+  bounds each value (``SQLITE_LIMIT_LENGTH``: sqlite_value_limit) and the columns of a row, so
+  one row never holds more than the byte cap either.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import re
 import sqlite3
@@ -36,7 +50,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from sanctum_store.db import sqlite_path
-from sanctum_store.errors import QueryFailed, QueryInterrupted, QueryRefused
+from sanctum_store.errors import QueryFailed, QueryInterrupted, QueryRefused, QueryRoleRefused
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: DataFrames have no single truth value to compare
@@ -49,6 +63,24 @@ class QueryResult:
     truncated: bool
     elapsed_s: float
     sql: str
+    #: What stopped a truncated result: ROW_CAP or BYTE_CAP (None when nothing was left).
+    truncated_by: str | None = None
+
+
+ROW_CAP = "row cap"
+BYTE_CAP = "byte cap"
+#: The result bytes a query may hold in memory unless told otherwise.
+DEFAULT_MAX_BYTES = 64 * 2**20
+#: SQLite: the most columns a result may have. With the value limit (sqlite_value_limit) a
+#: row holds at most the byte cap, even before it reaches Python.
+SQLITE_MAX_COLUMNS = 512
+#: SQLite: the longest LIKE/GLOB pattern. One LIKE call costs up to (value length x pattern
+#: length): 50 000 (SQLite's default) against a long value ran for seconds in one call.
+SQLITE_MAX_PATTERN = 100
+#: SQLite: VM steps between two looks at the clock.
+SQLITE_PROGRESS_STEPS = 100
+#: How long after the deadline the client itself cancels a PostgreSQL query.
+_WATCHDOG_GRACE_S = 0.3
 
 
 ALLOWED_KEYWORDS = ("SELECT", "WITH", "EXPLAIN")
@@ -62,29 +94,37 @@ def run_query(
     timeout_s: float = 10.0,
     max_rows: int = 10_000,
     params: dict | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    unsafe_writable_role: bool = False,
 ) -> QueryResult:
-    """Run one read-only statement against the archive at ``url`` and return its rows.
+    """Run one read-only statement against the archive at ``url`` and return its rows: at
+    most ``max_rows`` rows holding at most ``max_bytes`` bytes, within ``timeout_s``.
 
     ``params`` bind ``:name`` placeholders; without params the SQL reaches the driver verbatim.
     With params, SQLAlchemy's ``text()`` rules apply: a literal colon before a word, even inside
     a string, must be written ``\\:``.
 
-    Raises QueryRefused, QueryInterrupted or QueryFailed (all SQLError).
+    On PostgreSQL the role must be SELECT-only (no superuser, no write on the archive's
+    tables): QueryRoleRefused otherwise, unless ``unsafe_writable_role``.
+
+    Raises QueryRefused (QueryRoleRefused), QueryInterrupted or QueryFailed (all SQLError).
     """
     if not timeout_s > 0:
         raise ValueError(f"timeout_s must be positive, got {timeout_s}")
     if max_rows < 1:
         raise ValueError(f"max_rows must be at least 1, got {max_rows}")
+    if max_bytes < 1024:
+        raise ValueError(f"max_bytes must be at least 1024, got {max_bytes}")
     engine = readonly_engine(url)
-    keyword, statement = _check_statement(sql, engine.dialect.name)
+    _, statement = _check_statement(sql, engine.dialect.name)
     return _execute(
         engine,
         statement,
-        # DECLARE CURSOR takes SELECT/WITH only; an EXPLAIN's output is a short plan anyway.
-        stream=keyword != "EXPLAIN",
         timeout_s=timeout_s,
         max_rows=max_rows,
         params=params,
+        max_bytes=max_bytes,
+        unsafe_writable_role=unsafe_writable_role,
     )
 
 
@@ -157,6 +197,9 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         conn.execute("PRAGMA query_only = 1")
         # A read-only connection may still ATTACH, and ATTACH creates a missing file.
         conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        # With the per-query value limit these bound what one row holds and one call costs.
+        conn.setlimit(sqlite3.SQLITE_LIMIT_COLUMN, SQLITE_MAX_COLUMNS)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, SQLITE_MAX_PATTERN)
         return conn
 
     # NullPool: a fresh connection per query, so no handler or state outlives the query.
@@ -168,8 +211,11 @@ def _postgres_engine(url: sa.URL) -> sa.Engine:
     # refuses a string holding several statements (psycopg sends unparameterised SQL in the
     # simple protocol otherwise). NullPool: nothing a query leaves in its session (a
     # session-level advisory lock, say) survives into the next query.
-    connect_args = {"prepare_threshold": 0} if url.get_driver_name() == "psycopg" else {}
-    engine = sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    if url.get_driver_name() != "psycopg":
+        raise ValueError(
+            f"user SQL on PostgreSQL runs through psycopg 3 (postgresql+psycopg://), not {url.get_driver_name()}"
+        )
+    engine = sa.create_engine(url, poolclass=NullPool, connect_args={"prepare_threshold": 0})
 
     @sa.event.listens_for(engine, "connect")
     def _read_only_session(dbapi_connection, _record) -> None:
@@ -191,22 +237,28 @@ def _execute(
     engine: sa.Engine,
     statement: str,
     *,
-    stream: bool,
     timeout_s: float,
     max_rows: int,
     params: dict | None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    unsafe_writable_role: bool = False,
 ) -> QueryResult:
     """Run ``statement`` with the connection-level guards only (tests call this directly to
     prove those guards hold without the statement check)."""
     start = time.monotonic()
-    limits = _Limits(deadline=start + timeout_s, timeout_s=timeout_s, max_rows=max_rows)
-    run = _run_sqlite if engine.dialect.name == "sqlite" else _run_postgres
+    limits = _Limits(start + timeout_s, timeout_s, max_rows, max_bytes)
+    driver_sql, driver_params = _driver_statement(engine.dialect, statement, params)
     try:
         with engine.connect() as conn:
-            frame, truncated = run(conn, statement, params, stream=stream, limits=limits)
+            if engine.dialect.name == "sqlite":
+                frame, capped = _run_sqlite(conn, driver_sql, driver_params, limits)
+            else:
+                if not unsafe_writable_role:
+                    _check_role(conn)
+                frame, capped = _run_postgres(conn, driver_sql, driver_params, limits)
     except sa.exc.SQLAlchemyError as e:
         raise _failed(e) from _cause(e)
-    return QueryResult(frame, truncated, time.monotonic() - start, statement)
+    return QueryResult(frame, capped is not None, time.monotonic() - start, statement, capped)
 
 
 @dataclass(frozen=True)
@@ -214,50 +266,120 @@ class _Limits:
     deadline: float  # time.monotonic() value
     timeout_s: float
     max_rows: int
+    max_bytes: int
 
     def interrupted(self) -> QueryInterrupted:
         return QueryInterrupted(f"query interrupted after {self.timeout_s:g} s")
 
 
-def _run_sqlite(conn, statement, params, *, stream, limits):
+def sqlite_value_limit(max_bytes: int) -> int:
+    """The longest string or blob a SQLite console query may build (``SQLITE_LIMIT_LENGTH``):
+    a row of the most columns then holds at most ``max_bytes``, and no single function call
+    (printf, zeroblob, replace, instr on the longest values) runs long."""
+    return max(4096, max_bytes // SQLITE_MAX_COLUMNS)
+
+
+def _driver_statement(dialect: sa.Dialect, statement: str, params: dict | None):
+    """``(sql, params)`` as the driver takes them; without params the SQL is untouched."""
+    if not params:
+        return statement, None
+    compiled = sa.text(statement).compile(dialect=dialect)
+    try:
+        values = compiled.construct_params(params)
+    except sa.exc.InvalidRequestError as e:
+        raise QueryFailed(str(e.args[0])) from e
+    if compiled.positional:
+        return compiled.string, tuple(values[name] for name in compiled.positiontup)
+    return compiled.string, values
+
+
+def _run_sqlite(conn, statement, params, limits):
     raw = conn.connection.driver_connection
     authorizer = _ReadOnlyAuthorizer()
     raw.set_authorizer(authorizer)
-    raw.set_progress_handler(lambda: time.monotonic() > limits.deadline, 1000)
+    value_limit = sqlite_value_limit(limits.max_bytes)
+    raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, value_limit)
+    raw.set_progress_handler(lambda: time.monotonic() > limits.deadline, SQLITE_PROGRESS_STEPS)
+    cursor = raw.cursor()
     try:
-        return _collect(_open(conn, statement, params, stream=stream), limits.max_rows)
-    except sa.exc.DBAPIError as e:
-        error = getattr(e.orig, "sqlite_errorname", "")
+        cursor.execute(statement, params or ())
+        columns = [d[0] for d in cursor.description] if cursor.description else None
+        return _collect(columns, cursor, limits)
+    except sqlite3.Error as e:
+        error = getattr(e, "sqlite_errorname", "")
         if authorizer.denied:
-            raise QueryRefused(f"only reading is allowed; refused {authorizer.denied}") from e.orig
+            raise QueryRefused(f"only reading is allowed; refused {authorizer.denied}") from e
         if error == "SQLITE_INTERRUPT":
-            raise limits.interrupted() from e.orig
+            raise limits.interrupted() from e
         if error == "SQLITE_READONLY":
-            raise QueryRefused(f"only reading is allowed; {e.orig}") from e.orig
-        raise
+            raise QueryRefused(f"only reading is allowed; {e}") from e
+        if error == "SQLITE_TOOBIG":
+            raise QueryFailed(
+                f"a value would exceed the console's {value_limit} bytes per value"
+                f" (the byte cap / {SQLITE_MAX_COLUMNS}): {e}"
+            ) from e
+        raise QueryFailed(str(e).strip()) from e
     finally:
+        cursor.close()
         raw.set_progress_handler(None, 0)
         raw.set_authorizer(None)
 
 
-def _run_postgres(conn, statement, params, *, stream, limits):
+def _run_postgres(conn, statement, params, limits):
+    import psycopg
+
+    raw = conn.connection.driver_connection
     try:
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")
         _set_statement_timeout(conn, limits)
-        result = _open(conn, statement, params, stream=stream)
-        if stream:
-            # DECLARE and the first FETCH each had the full limit; the rest gets what is left.
-            _set_statement_timeout(conn, limits)
-        return _collect(result, limits.max_rows)
-    except sa.exc.DBAPIError as e:
-        sqlstate = getattr(e.orig, "sqlstate", None)
-        if sqlstate == "57014":  # query_canceled: statement_timeout fired
-            raise limits.interrupted() from e.orig
-        if sqlstate == "25006":  # read_only_sql_transaction
-            raise QueryRefused(f"only reading is allowed; {e.orig}") from e.orig
-        raise
+        with _watchdog(raw, limits), raw.cursor() as cursor:
+            # Single-row mode: the server streams, the client holds one row at a time beyond
+            # what it keeps, and a query stopped at a cap is cancelled rather than drained.
+            rows = cursor.stream(statement, params)
+            first = next(rows, None)  # the columns are known once the first row is in
+            if first is None:  # psycopg forgets an empty stream's columns: ask for them again
+                cursor.execute(f"SELECT * FROM (\n{statement}\n) AS _q LIMIT 0", params)
+            columns = [d.name for d in cursor.description] if cursor.description else None
+            stream = rows if first is None else itertools.chain([first], rows)
+            try:
+                return _collect(columns, stream, limits)
+            finally:
+                _close_stream(raw, rows)
+    except psycopg.Error as e:
+        sqlstate = getattr(e, "sqlstate", None)
+        if sqlstate == "57014":  # query_canceled: statement_timeout or the watchdog
+            raise limits.interrupted() from e
+        if sqlstate in ("25006", "42501"):  # read_only_sql_transaction, insufficient_privilege
+            raise QueryRefused(f"only reading is allowed; {str(e).strip()}") from e
+        raise QueryFailed(str(e).strip()) from e
     finally:
         conn.rollback()
+
+
+def _close_stream(raw, rows) -> None:
+    """Stop a stream early: cancel the query so its remaining rows are never sent."""
+    import psycopg
+
+    if raw.info.transaction_status == psycopg.pq.TransactionStatus.ACTIVE:
+        raw.cancel_safe(timeout=2)
+    with contextlib.suppress(psycopg.Error):
+        rows.close()
+
+
+@contextlib.contextmanager
+def _watchdog(raw, limits: _Limits):
+    """Cancel the query from the client shortly after the deadline: statement_timeout is the
+    server's clock, and a client slow to take rows (or a server slow to notice) must not
+    stretch the limit."""
+    delay = max(0.0, limits.deadline - time.monotonic()) + _WATCHDOG_GRACE_S
+    timer = threading.Timer(delay, lambda: raw.cancel_safe(timeout=2))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        timer.join()
 
 
 def _set_statement_timeout(conn: sa.Connection, limits: _Limits) -> None:
@@ -269,25 +391,78 @@ def _set_statement_timeout(conn: sa.Connection, limits: _Limits) -> None:
     conn.execute(sa.select(sa.func.set_config("statement_timeout", str(ms), True)))
 
 
-def _open(conn: sa.Connection, statement: str, params: dict | None, *, stream: bool):
-    # max_row_buffer=1: SQLAlchemy fetches no rows ahead of what _collect asks for.
-    options = {"stream_results": True, "max_row_buffer": 1} if stream else {}
-    if params:
-        return conn.execute(sa.text(statement), params, execution_options=options)
-    # no_parameters: the SQL goes to the driver untouched (psycopg then leaves % alone).
-    return conn.exec_driver_sql(statement, execution_options={**options, "no_parameters": True})
+def _collect(columns, rows, limits: _Limits) -> tuple[pd.DataFrame, str | None]:
+    """At most ``max_rows`` rows holding at most ``max_bytes``, and which cap stopped them
+    (None when the result ended first). Rows are taken one at a time, so nothing beyond the
+    kept rows and one more is ever in memory."""
+    if columns is None:
+        return pd.DataFrame(), None
+    kept, size, capped = [], 0, None
+    for row in rows:
+        if time.monotonic() > limits.deadline + _WATCHDOG_GRACE_S:
+            raise limits.interrupted()
+        if len(kept) == limits.max_rows:
+            capped = ROW_CAP
+            break
+        size += _row_bytes(row)
+        if size > limits.max_bytes:
+            capped = BYTE_CAP
+            break
+        kept.append(tuple(row))
+    return pd.DataFrame(kept, columns=columns), capped
 
 
-def _collect(result: sa.CursorResult, max_rows: int) -> tuple[pd.DataFrame, bool]:
-    try:
-        if not result.returns_rows:
-            return pd.DataFrame(), False
-        columns = list(result.keys())
-        rows = [tuple(row) for row in result.fetchmany(max_rows + 1)]
-    finally:
-        result.close()
-    truncated = len(rows) > max_rows
-    return pd.DataFrame(rows[:max_rows], columns=columns), truncated
+def _row_bytes(row) -> int:
+    """What a fetched row costs in memory, from above (a non-ASCII str may take 4 bytes a
+    character; containers such as PostgreSQL arrays and JSON are measured by their repr)."""
+    size = 64
+    for value in row:
+        if isinstance(value, str):
+            size += len(value) if value.isascii() else 4 * len(value)
+        elif isinstance(value, bytes | bytearray | memoryview):
+            size += len(value)
+        elif isinstance(value, list | dict | tuple):
+            size += len(repr(value))
+        else:
+            size += 32
+    return size
+
+
+def _check_role(conn: sa.Connection) -> None:
+    """Refuse a PostgreSQL role that is a superuser, may write a table of the archive's
+    schema, or may signal backends or touch server files: a read-only transaction does not
+    stop what such a role can do through functions."""
+    user, superuser, writable, powers, schema = conn.execute(sa.text(_ROLE_CHECK)).one()
+    conn.rollback()
+    if superuser:
+        why = "it is a superuser"
+    elif writable:
+        why = f"it may write tables of the archive ({writable})"
+    elif powers:
+        why = f"it is a member of {powers}"
+    else:
+        return
+    schema = schema or "public"
+    raise QueryRoleRefused(
+        f"the SQL console will not run as role {user!r}: {why}; connect as a SELECT-only role"
+        f" (CREATE ROLE reader LOGIN; GRANT USAGE ON SCHEMA {schema} TO reader;"
+        f" GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO reader) or pass"
+        " --unsafe-writable-role"
+    )
+
+
+_ROLE_CHECK = """
+SELECT current_user, r.rolsuper,
+  (SELECT string_agg(c.relname, ', ' ORDER BY c.relname) FROM pg_class c
+   WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
+     AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')),
+  (SELECT string_agg(g.rolname, ', ' ORDER BY g.rolname) FROM pg_roles g
+   WHERE g.rolname IN ('pg_signal_backend', 'pg_read_server_files', 'pg_write_server_files',
+                       'pg_execute_server_program')
+     AND pg_has_role(g.oid, 'MEMBER')),
+  current_schema()
+FROM pg_roles r WHERE r.rolname = current_user
+"""
 
 
 class _ReadOnlyAuthorizer:
@@ -379,6 +554,8 @@ def _check_statement(sql: str, dialect: str) -> tuple[str, str]:
     if keyword not in ALLOWED_KEYWORDS:
         shown = keyword if first[0].isalpha() else repr(first[:20])
         raise QueryRefused(f"only SELECT, WITH or EXPLAIN statements may run; got {shown}")
+    if dialect == "postgresql":
+        _refuse_functions(sql, tokens)
     semicolons = [i for i, (s, e) in enumerate(tokens) if sql[s:e] == ";"]
     if not semicolons:
         return keyword, sql.strip()
@@ -386,6 +563,58 @@ def _check_statement(sql: str, dialect: str) -> tuple[str, str]:
     if any(sql[s:e] != ";" for s, e in tokens[first_semicolon:]):
         raise QueryRefused("only one statement may run at a time")
     return keyword, sql[: tokens[first_semicolon][0]].strip()
+
+
+#: PostgreSQL functions the console refuses by name: they take locks that outlive a query or
+#: that writers wait on, signal other sessions, reload the server's configuration, touch large
+#: objects, server files or other databases, change settings beyond the transaction, advance
+#: sequences, or run SQL given as a string (which would hide a name from this check).
+PG_REFUSED_FUNCTIONS = frozenset(
+    (  # noqa: SIM905 - a word list reads better than thirty quoted names
+        "pg_terminate_backend pg_cancel_backend pg_reload_conf pg_rotate_logfile pg_promote "
+        "pg_switch_wal pg_log_backend_memory_contexts pg_notify set_config nextval setval "
+        "pg_stat_file pg_export_snapshot txid_current pg_current_xact_id pg_wal_replay_pause "
+        "pg_wal_replay_resume pg_sequence_last_value query_to_xml query_to_xmlschema "
+        "query_to_xml_and_xmlschema cursor_to_xml cursor_to_xmlschema ts_stat "
+        "pg_import_system_collations pg_copy_physical_replication_slot "
+        "pg_copy_logical_replication_slot"
+    ).split()
+)
+PG_REFUSED_PREFIXES = (
+    "pg_advisory",
+    "pg_try_advisory",
+    "lo_",
+    "dblink",
+    "pg_stat_reset",
+    "pg_replication_",
+    "pg_create_",
+    "pg_drop_",
+    "pg_logical_",
+    "pg_backup_",
+    "pg_ls_",
+    "pg_read_",
+    "pg_file",
+)
+
+
+def _refuse_functions(sql: str, tokens: list[tuple[int, int]]) -> None:
+    """QueryRefused if the statement calls a function of PG_REFUSED_FUNCTIONS or
+    PG_REFUSED_PREFIXES, quoted or not, schema-qualified or not."""
+    for (start, end), (next_start, next_end) in itertools.pairwise(tokens):
+        if sql[next_start:next_end] != "(":
+            continue
+        name = sql[start:end]
+        if name.startswith('"'):
+            if sql[max(0, start - 2) : start].lower() == "u&":
+                raise QueryRefused('U&"..." identifiers are not allowed in the console')
+            name = name[1:-1].replace('""', '"')
+        else:
+            name = name.lower()
+        if name in PG_REFUSED_FUNCTIONS or name.startswith(PG_REFUSED_PREFIXES):
+            raise QueryRefused(
+                f"{name}() is refused in the console: it has effects beyond reading"
+                " (locks, signals, settings, sequences, server files or dynamic SQL)"
+            )
 
 
 def _tokens(sql: str, dialect: str) -> Iterator[tuple[int, int]]:

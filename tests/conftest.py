@@ -56,6 +56,33 @@ def postgres_schema_url() -> Iterator[str]:
         admin.dispose()
 
 
+@contextlib.contextmanager
+def select_only_role(url: str) -> Iterator[str]:
+    """``url`` logged in as a fresh role that may only read the tables of the URL's schema
+    (its search_path), as README tells operators to set up the console's role; the role is
+    dropped on exit. Grant it after the tables exist: ``ON ALL TABLES`` means those present."""
+    role = f"reader_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
+        conn.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
+        conn.exec_driver_sql(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        conn.exec_driver_sql(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"')
+    try:
+        yield sa.make_url(url).set(username=role).render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :r"
+                ),
+                {"r": role},
+            )
+            conn.exec_driver_sql(f'DROP OWNED BY "{role}"')
+            conn.exec_driver_sql(f'DROP ROLE "{role}"')
+        admin.dispose()
+
+
 @pytest.fixture
 def postgres_url():
     """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
