@@ -42,6 +42,12 @@ def archive_url() -> str:
     return resolve_url(None)
 
 
+def unsafe_writable_role() -> bool:
+    """``streamlit run explorer/app.py -- --unsafe-writable-role``: the SQL page runs even as a
+    PostgreSQL superuser or a role that may write (the operator's explicit choice)."""
+    return "--unsafe-writable-role" in sys.argv[1:]
+
+
 def display_url(url: str) -> str:
     return sa.make_url(url).render_as_string(hide_password=True)
 

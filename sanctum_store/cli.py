@@ -406,6 +406,27 @@ def _demo_runs(url: str, n_runs: int, seed: int, now) -> None:
     click.echo(f"{len(runs)} runs, {done['snapshots']} snapshots written to {url}")
 
 
+class ByteSize(click.ParamType):
+    """A number of bytes, optionally with a K, M or G suffix (powers of 1024)."""
+
+    name = "BYTES"
+    _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
+
+    def convert(self, value, param, ctx) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().removesuffix("B")
+        unit = text[-1:] if text[-1:] in "KMG" and text[-1:] else ""
+        try:
+            number = float(text[: len(text) - len(unit)])
+        except ValueError:
+            self.fail(f"{value!r} is not a size such as 1048576, 512K or 64M", param, ctx)
+        size = int(number * self._UNITS[unit])
+        if size < 1024:
+            self.fail(f"{value!r} is less than 1K", param, ctx)
+        return size
+
+
 @main.command("sql")
 @click.argument("statement")
 @db_option
@@ -429,13 +450,33 @@ def _demo_runs(url: str, n_runs: int, seed: int, now) -> None:
 @click.option(
     "--max-rows", type=click.IntRange(min=1), default=10_000, show_default=True, help="Row cap."
 )
+@click.option(
+    "--max-bytes",
+    type=ByteSize(),
+    default="64M",
+    show_default=True,
+    help="Byte cap: the result bytes held in memory (K, M, G suffixes).",
+)
+@click.option(
+    "--unsafe-writable-role",
+    is_flag=True,
+    help="PostgreSQL: run even as a superuser or a role that may write (not read-only then).",
+)
 def sql_command(
-    statement: str, db: str | None, fmt: str, out: str | None, timeout_s: float, max_rows: int
+    statement: str,
+    db: str | None,
+    fmt: str,
+    out: str | None,
+    timeout_s: float,
+    max_rows: int,
+    max_bytes: int,
+    unsafe_writable_role: bool,
 ) -> None:
     """Run one read-only SQL statement (SELECT, WITH or EXPLAIN) against the archive.
 
     The archive is opened read-only; the statement is stopped after --timeout seconds and at
-    most --max-rows rows are returned (a note on stderr says when more were left). The
+    most --max-rows rows holding at most --max-bytes are returned (a note on stderr says when
+    more were left). On PostgreSQL the role must be SELECT-only (README shows how). The
     analyst views (v_runs, v_env_epochs, v_seeds, v_decisions, v_best_runs, v_lifecycle,
     v_episodes, v_cohorts) are described in README.md.
 
@@ -445,7 +486,7 @@ def sql_command(
     """
     from sanctum_store import migrate
     from sanctum_store.errors import SQLError
-    from sanctum_store.sql import readonly_engine, run_query
+    from sanctum_store.sql import ROW_CAP, arrow_safe, readonly_engine, run_query
 
     if fmt == "parquet" and not out:
         fail("--format parquet writes a binary file: give it --out FILE")
@@ -456,16 +497,23 @@ def sql_command(
     try:
         with as_found(url):
             migrate.check(readonly_engine(url), where=url)
-            result = run_query(url, statement, timeout_s=timeout_s, max_rows=max_rows)
+            result = run_query(
+                url,
+                statement,
+                timeout_s=timeout_s,
+                max_rows=max_rows,
+                max_bytes=max_bytes,
+                unsafe_writable_role=unsafe_writable_role,
+            )
     except (SQLError, ValueError) as e:
         fail(str(e))
     frame = result.frame
     if fmt == "parquet":
-        _write_parquet(frame, out)
+        arrow_safe(frame).to_parquet(out, index=False)
+    elif fmt == "csv":
+        _write_csv(frame, out)
     else:
-        if fmt == "csv":
-            text = frame.to_csv(index=False)
-        elif fmt == "json":
+        if fmt == "json":
             text = frame.to_json(
                 orient="records", date_format="iso", force_ascii=False, double_precision=15
             )
@@ -477,21 +525,45 @@ def sql_command(
                 f.write(text)
         else:
             click.echo(text, nl=False)
-    if result.truncated:
+    if result.truncated_by == ROW_CAP:
         click.echo(f"note: stopped at {max_rows} rows; more were left (raise --max-rows)", err=True)
-
-
-def _write_parquet(frame, out: str) -> None:
-    import pyarrow as pa
-
-    try:
-        frame.to_parquet(out, index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        # A column of mixed Python types (SQLite has no fixed column types): write it as text.
-        mixed = {c: frame[c].map(lambda v: None if v is None else str(v)) for c in frame.columns}
-        frame.assign(**{c: v for c, v in mixed.items() if frame[c].dtype == object}).to_parquet(
-            out, index=False
+    elif result.truncated:
+        click.echo(
+            f"note: stopped at {len(frame)} rows, the byte cap ({max_bytes} bytes);"
+            " more were left (raise --max-bytes)",
+            err=True,
         )
+
+
+def _write_csv(frame, out: str | None) -> None:
+    """CSV in slices of a few MB, so the text never holds the whole result at once."""
+    from sanctum_store.sql import row_bytes
+
+    stream = open(out, "w", encoding="utf-8", newline="") if out else None  # noqa: SIM115
+    try:
+        start, size = 0, 0
+        rows = frame.itertuples(index=False, name=None)
+        for i, row in enumerate(rows):
+            size += row_bytes(row)
+            if size >= _CSV_SLICE_BYTES:
+                _csv_slice(frame.iloc[start : i + 1], start == 0, stream)
+                start, size = i + 1, 0
+        if start < len(frame) or start == 0:
+            _csv_slice(frame.iloc[start:], start == 0, stream)
+    finally:
+        if stream:
+            stream.close()
+
+
+_CSV_SLICE_BYTES = 4 * 2**20
+
+
+def _csv_slice(frame, header: bool, stream) -> None:
+    text = frame.to_csv(index=False, header=header)
+    if stream:
+        stream.write(text)
+    else:
+        click.echo(text, nl=False)
 
 
 @main.command("export")

@@ -404,7 +404,7 @@ def _collect(columns, rows, limits: _Limits) -> tuple[pd.DataFrame, str | None]:
         if len(kept) == limits.max_rows:
             capped = ROW_CAP
             break
-        size += _row_bytes(row)
+        size += row_bytes(row)
         if size > limits.max_bytes:
             capped = BYTE_CAP
             break
@@ -412,7 +412,7 @@ def _collect(columns, rows, limits: _Limits) -> tuple[pd.DataFrame, str | None]:
     return pd.DataFrame(kept, columns=columns), capped
 
 
-def _row_bytes(row) -> int:
+def row_bytes(row) -> int:
     """What a fetched row costs in memory, from above (a non-ASCII str may take 4 bytes a
     character; containers such as PostgreSQL arrays and JSON are measured by their repr)."""
     size = 64
@@ -426,6 +426,28 @@ def _row_bytes(row) -> int:
         else:
             size += 32
     return size
+
+
+def arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as Arrow and Parquet take it: every column of mixed Python types (SQLite has no
+    fixed column types: ``SELECT 1 UNION ALL SELECT 'a'``) as text, repeated names numbered."""
+    safe = frame
+    for i in range(frame.shape[1]):  # by position: a result may repeat a column name
+        column = frame.iloc[:, i]
+        if column.dtype != object or len({type(v) for v in column if v is not None}) < 2:
+            continue
+        if safe is frame:
+            safe = frame.copy(deep=False)
+        safe.isetitem(i, column.map(lambda v: None if v is None else str(v)))
+    names = [str(name) for name in frame.columns]
+    if len(set(names)) < len(names):  # Parquet wants unique names: a, a -> a, a_2
+        seen: dict[str, int] = {}
+        for i, name in enumerate(names):
+            seen[name] = seen.get(name, 0) + 1
+            if seen[name] > 1:
+                names[i] = f"{name}_{seen[name]}"
+        safe = safe.set_axis(names, axis=1)
+    return safe
 
 
 def _check_role(conn: sa.Connection) -> None:

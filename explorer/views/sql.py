@@ -33,7 +33,7 @@ EXAMPLES = {
 
 st.title("SQL")
 url = data.archive_url()
-st.caption("Read-only: SELECT, WITH and EXPLAIN only, with a time limit and a row cap.")
+st.caption("Read-only: SELECT, WITH and EXPLAIN only, with a time limit, a row cap and a byte cap.")
 
 editor, browser = st.columns([3, 2])
 with browser:
@@ -59,14 +59,22 @@ with editor:
     query = st.text_area(
         "Query", key="sql_text", height=200, placeholder="SELECT * FROM v_runs LIMIT 10"
     )
-    left, right = st.columns(2)
+    left, middle, right = st.columns(3)
     timeout = left.number_input("Time limit (s)", 1, 120, 10, key="sql_timeout")
-    max_rows = right.number_input("Row cap", 10, 100_000, 5_000, step=1_000, key="sql_rows")
+    max_rows = middle.number_input("Row cap", 10, 100_000, 5_000, step=1_000, key="sql_rows")
+    max_mb = right.number_input("Byte cap (MB)", 1, 1024, 64, step=16, key="sql_mb")
     run = st.button("Run", key="sql_run", type="primary", disabled=not (query or "").strip())
 
 if run:
     try:
-        result = sql.run_query(url, query, timeout_s=float(timeout), max_rows=int(max_rows))
+        result = sql.run_query(
+            url,
+            query,
+            timeout_s=float(timeout),
+            max_rows=int(max_rows),
+            max_bytes=int(max_mb) * 2**20,
+            unsafe_writable_role=data.unsafe_writable_role(),
+        )
     except errors.QueryInterrupted as e:
         st.error(f"Interrupted: {text.literal(e)}")
     except errors.QueryRefused as e:
@@ -79,20 +87,30 @@ if run:
 result = st.session_state.get("sql_result")
 if result is not None:
     note = f"{len(result.frame)} rows in {result.elapsed_s:.3f} s"
-    if result.truncated:
+    if result.truncated_by == sql.BYTE_CAP:
+        st.warning(
+            f"Truncated: showing the first {len(result.frame)} rows (byte cap); more were left."
+        )
+    elif result.truncated:
         st.warning(f"Truncated: showing the first {len(result.frame)} rows (row cap).")
     st.caption(note)
     tables.show(result.frame, key="sql_table")
-    parquet = io.BytesIO()
-    result.frame.to_parquet(parquet, index=False)
+    # Downloads take a column of mixed types (SQLite: SELECT 1 UNION ALL SELECT 'a') as text.
+    downloadable = sql.arrow_safe(result.frame)
     left, right = st.columns(2)
     left.download_button(
-        "Download CSV", result.frame.to_csv(index=False), "query.csv", "text/csv", key="sql_csv"
+        "Download CSV", downloadable.to_csv(index=False), "query.csv", "text/csv", key="sql_csv"
     )
-    right.download_button(
-        "Download Parquet",
-        parquet.getvalue(),
-        "query.parquet",
-        "application/octet-stream",
-        key="sql_parquet",
-    )
+    parquet = io.BytesIO()
+    try:
+        downloadable.to_parquet(parquet, index=False)
+    except (ValueError, TypeError, NotImplementedError) as e:  # what Arrow still cannot hold
+        right.caption(f"No Parquet download: {text.literal(e)}")
+    else:
+        right.download_button(
+            "Download Parquet",
+            parquet.getvalue(),
+            "query.parquet",
+            "application/octet-stream",
+            key="sql_parquet",
+        )

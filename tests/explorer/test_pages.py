@@ -319,6 +319,34 @@ def test_sql_console_runs_reads_and_refuses_writes(monkeypatch, demo_archive):
     assert any("Truncated" in w.value for w in at.warning)
 
 
+def test_sql_console_takes_a_column_of_mixed_types_and_recovers(monkeypatch, demo_archive):
+    at = open_page(monkeypatch, demo_archive, "views/sql.py")
+    at.text_area(key="sql_text").input("SELECT 1 AS v UNION ALL SELECT 'text'").run()
+    at.button(key="sql_run").click().run()
+    assert not at.exception, at.exception
+    assert table(at, "v")["v"].astype(str).tolist() == ["1", "text"]
+    downloads = {b.proto.label for b in at.get("download_button")}
+    assert downloads == {"Download CSV", "Download Parquet"}
+    at.text_area(key="sql_text").input("SELECT count(*) AS n FROM runs").run()
+    at.button(key="sql_run").click().run()
+    assert not at.exception, at.exception
+    assert table(at, "n")["n"].tolist() == [7]
+
+
+def test_sql_console_reports_the_byte_cap(monkeypatch, demo_archive):
+    at = open_page(monkeypatch, demo_archive, "views/sql.py")
+    at.number_input(key="sql_mb").set_value(1).run()
+    query = (
+        "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1000)"
+        " SELECT n, randomblob(3000) AS b FROM c"
+    )
+    at.text_area(key="sql_text").input(query).run()
+    at.button(key="sql_run").click().run()
+    assert not at.exception, at.exception
+    assert any("byte cap" in w.value for w in at.warning)
+    assert 300 < len(table(at, "n")) < 350  # 1 MB in rows of 3 kB (and a few bytes more)
+
+
 def test_an_outdated_archive_says_how_to_upgrade_it(monkeypatch, tmp_path):
     import sqlalchemy as sa
 
