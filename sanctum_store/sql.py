@@ -28,8 +28,8 @@ Bounds, whatever the query calls:
 * Memory. Rows are fetched one at a time (PostgreSQL in single-row mode) and counted: the
   result stops at ``max_rows`` rows or ``max_bytes`` bytes, whichever comes first, and says
   which (``truncated_by``); a stopped PostgreSQL query is cancelled, not drained. SQLite also
-  bounds each value (``SQLITE_LIMIT_LENGTH``: sqlite_value_limit) and the columns of a row, so
-  one row never holds more than the byte cap either.
+  bounds each value (``SQLITE_LIMIT_LENGTH``: SQLITE_MAX_VALUE_BYTES) and the columns of a row,
+  so one row holds at most 64 MiB before it is counted.
 """
 
 from __future__ import annotations
@@ -71,8 +71,13 @@ ROW_CAP = "row cap"
 BYTE_CAP = "byte cap"
 #: The result bytes a query may hold in memory unless told otherwise.
 DEFAULT_MAX_BYTES = 64 * 2**20
-#: SQLite: the most columns a result may have. With the value limit (sqlite_value_limit) a
-#: row holds at most the byte cap, even before it reaches Python.
+#: SQLite: the longest string, blob or stored row a console query may build or read
+#: (``SQLITE_LIMIT_LENGTH``). It bounds what one function call costs: at SQLite's default
+#: (1 GB) a single printf/instr ran for 18 s; at this size the worst (instr, replace: value
+#: length squared) takes about 0.05 s.
+SQLITE_MAX_VALUE_BYTES = 128 * 2**10
+#: SQLite: the most columns a result may have, so one row holds at most 64 MiB
+#: (SQLITE_MAX_COLUMNS x SQLITE_MAX_VALUE_BYTES) even before Python sees it.
 SQLITE_MAX_COLUMNS = 512
 #: SQLite: the longest LIKE/GLOB pattern. One LIKE call costs up to (value length x pattern
 #: length): 50 000 (SQLite's default) against a long value ran for seconds in one call.
@@ -272,13 +277,6 @@ class _Limits:
         return QueryInterrupted(f"query interrupted after {self.timeout_s:g} s")
 
 
-def sqlite_value_limit(max_bytes: int) -> int:
-    """The longest string or blob a SQLite console query may build (``SQLITE_LIMIT_LENGTH``):
-    a row of the most columns then holds at most ``max_bytes``, and no single function call
-    (printf, zeroblob, replace, instr on the longest values) runs long."""
-    return max(4096, max_bytes // SQLITE_MAX_COLUMNS)
-
-
 def _driver_statement(dialect: sa.Dialect, statement: str, params: dict | None):
     """``(sql, params)`` as the driver takes them; without params the SQL is untouched."""
     if not params:
@@ -297,8 +295,7 @@ def _run_sqlite(conn, statement, params, limits):
     raw = conn.connection.driver_connection
     authorizer = _ReadOnlyAuthorizer()
     raw.set_authorizer(authorizer)
-    value_limit = sqlite_value_limit(limits.max_bytes)
-    raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, value_limit)
+    raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, SQLITE_MAX_VALUE_BYTES)
     raw.set_progress_handler(lambda: time.monotonic() > limits.deadline, SQLITE_PROGRESS_STEPS)
     cursor = raw.cursor()
     try:
@@ -315,8 +312,7 @@ def _run_sqlite(conn, statement, params, limits):
             raise QueryRefused(f"only reading is allowed; {e}") from e
         if error == "SQLITE_TOOBIG":
             raise QueryFailed(
-                f"a value would exceed the console's {value_limit} bytes per value"
-                f" (the byte cap / {SQLITE_MAX_COLUMNS}): {e}"
+                f"a value or row would exceed the console's {SQLITE_MAX_VALUE_BYTES} bytes: {e}"
             ) from e
         raise QueryFailed(str(e).strip()) from e
     finally:

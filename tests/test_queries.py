@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from conftest import BACKENDS, fixture_snapshots, postgres_schema_url
+from conftest import BACKENDS, fixture_snapshots, postgres_schema_url, select_only_role
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
@@ -1012,7 +1012,18 @@ def sql(url, *args):
     return CliRunner().invoke(main, ["sql", *args, "--db", url])
 
 
-def test_sql_command_formats(url, tmp_path):
+@pytest.fixture(scope="module")
+def console_url(url):
+    """What the console runs as: the archive itself, or on PostgreSQL a SELECT-only role."""
+    if not url.startswith("postgresql"):
+        yield url
+        return
+    with select_only_role(url) as reader:
+        yield reader
+
+
+def test_sql_command_formats(console_url, tmp_path):
+    url = console_url
     statement = "SELECT run_id, final_accuracy FROM v_runs ORDER BY run_id"
     table = sql(url, statement)
     assert table.exit_code == 0, table.output
@@ -1030,26 +1041,44 @@ def test_sql_command_formats(url, tmp_path):
     assert pd.read_csv(tmp_path / "runs.csv")["final_accuracy"].tolist() == [42.0, 52.0, 10.0, 20.0]
 
 
-def test_sql_command_refusals_limits_and_exit_codes(url):
-    refused = sql(url, "DELETE FROM runs")
+def test_sql_command_refusals_limits_and_exit_codes(url, console_url):
+    refused = sql(console_url, "DELETE FROM runs")
     assert refused.exit_code != 0
     assert "only SELECT, WITH or EXPLAIN" in refused.stderr
     interrupted = sql(
-        url,
+        console_url,
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
         "--timeout",
         "0.3",
     )
     assert interrupted.exit_code != 0
     assert "interrupted" in interrupted.stderr
-    truncated = sql(url, "SELECT run_id FROM runs ORDER BY run_id", "--max-rows", "2")
+    truncated = sql(console_url, "SELECT run_id FROM runs ORDER BY run_id", "--max-rows", "2")
     assert truncated.exit_code == 0
     assert truncated.stdout.split() == ["run_id", "alpha", "beta"]
     assert "stopped at 2 rows" in truncated.stderr
-    needs_out = sql(url, "SELECT 1", "--format", "parquet")
+    needs_out = sql(console_url, "SELECT 1", "--format", "parquet")
     assert needs_out.exit_code != 0
     assert "--out" in needs_out.stderr
+    byte_capped = sql(
+        console_url, "SELECT a.run_id FROM runs a, runs b, runs c", "--max-bytes", "1K"
+    )
+    assert byte_capped.exit_code == 0, byte_capped.output
+    assert "the byte cap (1024 bytes); more were left (raise --max-bytes)" in byte_capped.stderr
     assert queries.count_runs(db.create_engine(url)) == 4
+
+
+def test_sql_command_refuses_a_writable_postgres_role_unless_told(url):
+    if not url.startswith("postgresql"):
+        pytest.skip("roles are PostgreSQL's")
+    refused = sql(url, "SELECT count(*) AS n FROM runs")  # the test URL is a superuser
+    assert refused.exit_code != 0
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "it is a superuser; connect as a SELECT-only role (CREATE ROLE reader" in refused.stderr
+    assert "--unsafe-writable-role" in refused.stderr
+    allowed = sql(url, "SELECT count(*) AS n FROM runs", "--unsafe-writable-role")
+    assert allowed.exit_code == 0, allowed.output
+    assert allowed.stdout.split() == ["n", "4"]
 
 
 def test_the_real_run_answers_as_its_snapshots_say(db_url):
