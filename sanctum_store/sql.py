@@ -21,15 +21,15 @@ Read-only holds by construction, in layers that each stop a write on their own:
 
 Bounds, whatever the query calls:
 
-* Time. SQLite: a progress handler every SQLITE_PROGRESS_STEPS VM steps; since it runs between
-  steps, never inside one function call, the value limit below keeps every single call short.
+* Time. SQLite: a progress handler between VM steps, and sqlite_bounds, which keeps every single
+  call and every straight run of calls short (the handler never runs inside them).
   PostgreSQL: ``statement_timeout``, and a client watchdog that cancels the query shortly after
   the deadline.
 * Memory. Rows are fetched one at a time (PostgreSQL in single-row mode) and counted: the
   result stops at ``max_rows`` rows or ``max_bytes`` bytes, whichever comes first, and says
   which (``truncated_by``); a stopped PostgreSQL query is cancelled, not drained. SQLite also
-  bounds each value (``SQLITE_LIMIT_LENGTH``: SQLITE_MAX_VALUE_BYTES) and the columns of a row,
-  so one row holds at most 64 MiB before it is counted.
+  bounds each value and the columns of a row (sqlite_bounds), so one row holds at most 64 MiB
+  before it is counted.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+from sanctum_store import sqlite_bounds
 from sanctum_store.db import sqlite_path
 from sanctum_store.errors import QueryFailed, QueryInterrupted, QueryRefused, QueryRoleRefused
 
@@ -71,19 +72,6 @@ ROW_CAP = "row cap"
 BYTE_CAP = "byte cap"
 #: The result bytes a query may hold in memory unless told otherwise.
 DEFAULT_MAX_BYTES = 64 * 2**20
-#: SQLite: the longest string, blob or stored row a console query may build or read
-#: (``SQLITE_LIMIT_LENGTH``). It bounds what one function call costs: at SQLite's default
-#: (1 GB) a single printf/instr ran for 18 s; at this size the worst (instr, replace: value
-#: length squared) takes about 0.05 s.
-SQLITE_MAX_VALUE_BYTES = 128 * 2**10
-#: SQLite: the most columns a result may have, so one row holds at most 64 MiB
-#: (SQLITE_MAX_COLUMNS x SQLITE_MAX_VALUE_BYTES) even before Python sees it.
-SQLITE_MAX_COLUMNS = 512
-#: SQLite: the longest LIKE/GLOB pattern. One LIKE call costs up to (value length x pattern
-#: length): 50 000 (SQLite's default) against a long value ran for seconds in one call.
-SQLITE_MAX_PATTERN = 100
-#: SQLite: VM steps between two looks at the clock.
-SQLITE_PROGRESS_STEPS = 100
 #: How long after the deadline the client itself cancels a PostgreSQL query.
 _WATCHDOG_GRACE_S = 0.3
 
@@ -202,9 +190,7 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         conn.execute("PRAGMA query_only = 1")
         # A read-only connection may still ATTACH, and ATTACH creates a missing file.
         conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-        # With the per-query value limit these bound what one row holds and one call costs.
-        conn.setlimit(sqlite3.SQLITE_LIMIT_COLUMN, SQLITE_MAX_COLUMNS)
-        conn.setlimit(sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, SQLITE_MAX_PATTERN)
+        sqlite_bounds.limit(conn)  # what one value, row, call and statement may cost
         return conn
 
     # NullPool: a fresh connection per query, so no handler or state outlives the query.
@@ -295,24 +281,33 @@ def _run_sqlite(conn, statement, params, limits):
     raw = conn.connection.driver_connection
     authorizer = _ReadOnlyAuthorizer()
     raw.set_authorizer(authorizer)
-    raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, SQLITE_MAX_VALUE_BYTES)
-    raw.set_progress_handler(lambda: time.monotonic() > limits.deadline, SQLITE_PROGRESS_STEPS)
+    guard = sqlite_bounds.CallGuard(limits.deadline)
+    guard.install(raw)
+    raw.set_progress_handler(
+        lambda: time.monotonic() > limits.deadline, sqlite_bounds.SQLITE_PROGRESS_STEPS
+    )
     cursor = raw.cursor()
     try:
         cursor.execute(statement, params or ())
         columns = [d[0] for d in cursor.description] if cursor.description else None
         return _collect(columns, cursor, limits)
+    except MemoryError as e:  # SQLITE_NOMEM: also what SQLITE_LIMIT_VDBE_OP raises
+        raise QueryFailed(
+            "the statement is too large for the console (more than"
+            f" {sqlite_bounds.SQLITE_MAX_PROGRAM} VM steps) or memory ran out"
+        ) from e
     except sqlite3.Error as e:
         error = getattr(e, "sqlite_errorname", "")
         if authorizer.denied:
             raise QueryRefused(f"only reading is allowed; refused {authorizer.denied}") from e
-        if error == "SQLITE_INTERRUPT":
+        if error == "SQLITE_INTERRUPT" or guard.stopped == "interrupted":
             raise limits.interrupted() from e
         if error == "SQLITE_READONLY":
             raise QueryRefused(f"only reading is allowed; {e}") from e
-        if error == "SQLITE_TOOBIG":
+        if error == "SQLITE_TOOBIG" or guard.stopped == "too big":
             raise QueryFailed(
-                f"a value or row would exceed the console's {SQLITE_MAX_VALUE_BYTES} bytes: {e}"
+                "a value or row would exceed the console's"
+                f" {sqlite_bounds.SQLITE_MAX_VALUE_BYTES} bytes: string or blob too big"
             ) from e
         raise QueryFailed(str(e).strip()) from e
     finally:
