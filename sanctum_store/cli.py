@@ -509,7 +509,7 @@ def sql_command(
         fail(str(e))
     frame = result.frame
     if fmt == "parquet":
-        arrow_safe(frame).to_parquet(out, index=False)
+        _write_parquet(arrow_safe(frame), out)
     elif fmt == "csv":
         _write_csv(frame, out)
     else:
@@ -535,35 +535,70 @@ def sql_command(
         )
 
 
-def _write_csv(frame, out: str | None) -> None:
-    """CSV in slices of a few MB, so the text never holds the whole result at once."""
+#: Rows are written in slices of about this many bytes, so no output buffer holds them all.
+_SLICE_BYTES = 4 * 2**20
+
+
+def _slices(frame):
+    """``(start, stop)`` row ranges of about _SLICE_BYTES each (one range at least)."""
     from sanctum_store.sql import row_bytes
 
+    start, size = 0, 0
+    for i, row in enumerate(frame.itertuples(index=False, name=None)):
+        size += row_bytes(row)
+        if size >= _SLICE_BYTES:
+            yield start, i + 1
+            start, size = i + 1, 0
+    if start < len(frame) or start == 0:
+        yield start, len(frame)
+
+
+def _write_csv(frame, out: str | None) -> None:
     stream = open(out, "w", encoding="utf-8", newline="") if out else None  # noqa: SIM115
     try:
-        start, size = 0, 0
-        rows = frame.itertuples(index=False, name=None)
-        for i, row in enumerate(rows):
-            size += row_bytes(row)
-            if size >= _CSV_SLICE_BYTES:
-                _csv_slice(frame.iloc[start : i + 1], start == 0, stream)
-                start, size = i + 1, 0
-        if start < len(frame) or start == 0:
-            _csv_slice(frame.iloc[start:], start == 0, stream)
+        for start, stop in _slices(frame):
+            text = _hex_blobs(frame.iloc[start:stop]).to_csv(index=False, header=start == 0)
+            if stream:
+                stream.write(text)
+            else:
+                click.echo(text, nl=False)
     finally:
         if stream:
             stream.close()
 
 
-_CSV_SLICE_BYTES = 4 * 2**20
+def _hex_blobs(frame):
+    """Blobs as hex in CSV (as SQL's hex() gives them), not as Python's b'...' repr."""
+    import pandas as pd
+
+    blobs = {}
+    for i in range(frame.shape[1]):
+        column = frame.iloc[:, i]
+        if column.dtype == object and any(isinstance(v, bytes) for v in column):
+            hexed = [v.hex() if isinstance(v, bytes) else v for v in column]
+            blobs[i] = pd.Series(hexed, index=column.index, dtype=object)
+    if not blobs:
+        return frame
+    frame = frame.copy(deep=False)
+    for i, column in blobs.items():
+        frame.isetitem(i, column)
+    return frame
 
 
-def _csv_slice(frame, header: bool, stream) -> None:
-    text = frame.to_csv(index=False, header=header)
-    if stream:
-        stream.write(text)
-    else:
-        click.echo(text, nl=False)
+def _write_parquet(frame, out: str) -> None:
+    """Parquet in row groups of a slice each."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # The schema from a few rows, each column's first value among them: inferring it from the
+    # whole frame would convert every column at once.
+    firsts = {frame.iloc[:, i].first_valid_index() for i in range(frame.shape[1])}
+    sample = sorted({*range(min(len(frame), 100)), *(i for i in firsts if i is not None)})
+    schema = pa.Schema.from_pandas(frame.iloc[sample], preserve_index=False)
+    with pq.ParquetWriter(out, schema) as writer:
+        for start, stop in _slices(frame):
+            part = frame.iloc[start:stop]
+            writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
 
 
 @main.command("export")

@@ -400,7 +400,23 @@ def _collect(columns, rows, limits: _Limits) -> tuple[pd.DataFrame, str | None]:
             capped = BYTE_CAP
             break
         kept.append(tuple(row))
-    return pd.DataFrame(kept, columns=columns), capped
+    return _frame(columns, kept), capped
+
+
+def _frame(columns: list[str], rows: list[tuple]) -> pd.DataFrame:
+    """The rows as a DataFrame, built column by column and emptying ``rows`` as it goes, so
+    the Python values and their pandas copy never both hold the whole result."""
+    if not rows:
+        return pd.DataFrame(rows, columns=columns)
+    data = [list(column) for column in zip(*rows, strict=True)]
+    rows.clear()
+    parts = []
+    for i in range(len(data)):
+        parts.append(pd.DataFrame({0: data[i]})[0])  # the constructor's type inference
+        data[i] = None
+    frame = pd.concat(parts, axis=1, ignore_index=True)
+    frame.columns = columns
+    return frame
 
 
 def row_bytes(row) -> int:
