@@ -219,7 +219,7 @@ def for_writing(engine: Engine) -> Engine:
 
 
 #: How long a PostgreSQL advisory lock is waited for before the holder is named in an error.
-LOCK_WAIT_S = 120.0
+LOCK_WAIT_S = 600.0
 
 
 def advisory_xact_lock(
