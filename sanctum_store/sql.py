@@ -484,7 +484,8 @@ _ROLE_CHECK = """
 SELECT current_user, r.rolsuper,
   (SELECT string_agg(c.relname, ', ' ORDER BY c.relname) FROM pg_class c
    WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
-     AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')),
+     AND (has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
+          OR has_any_column_privilege(c.oid, 'INSERT, UPDATE'))),
   (SELECT string_agg(g.rolname, ', ' ORDER BY g.rolname) FROM pg_roles g
    WHERE g.rolname IN ('pg_signal_backend', 'pg_read_server_files', 'pg_write_server_files',
                        'pg_execute_server_program')

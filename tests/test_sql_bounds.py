@@ -246,6 +246,7 @@ def test_postgres_superuser_is_refused_in_one_line(postgres_owner):
     [
         ('GRANT INSERT ON runs TO "{role}"', "may write tables of the archive (runs)"),
         ('GRANT TRUNCATE ON events TO "{role}"', "may write tables of the archive (events)"),
+        ('GRANT UPDATE (status) ON runs TO "{role}"', "may write tables of the archive (runs)"),
         ('GRANT pg_signal_backend TO "{role}"', "member of pg_signal_backend"),
     ],
 )

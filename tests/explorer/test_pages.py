@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pandas as pd
 import pytest
@@ -331,6 +332,19 @@ def test_sql_console_takes_a_column_of_mixed_types_and_recovers(monkeypatch, dem
     at.button(key="sql_run").click().run()
     assert not at.exception, at.exception
     assert table(at, "n")["n"].tolist() == [7]
+
+
+def test_sql_console_stops_an_expensive_call_at_its_time_limit(monkeypatch, demo_archive):
+    at = open_page(monkeypatch, demo_archive, "views/sql.py")
+    at.number_input(key="sql_timeout").set_value(1).run()
+    calls = ", ".join(["instr(a, substr(a, 1, 60000) || 'b')"] * 500)
+    query = f"WITH x(a) AS (SELECT printf('%.*c', 130000, 'a')) SELECT {calls} FROM x"
+    at.text_area(key="sql_text").input(query).run()
+    start = time.monotonic()
+    at.button(key="sql_run").click().run()
+    assert time.monotonic() - start < 2 + 1  # 1 s limit, + 1 s, + the page's own rerun
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("Interrupted") and "after 1 s" in e for e in errors), errors
 
 
 def test_sql_console_reports_the_byte_cap(monkeypatch, demo_archive):
