@@ -9,7 +9,8 @@ kept short and the straight runs are kept short:
 * ``SQLITE_LIMIT_VDBE_OP``: a statement compiles to at most SQLITE_MAX_PROGRAM steps, so a
   straight run holds a few thousand calls at most;
 * the functions whose cost grows faster than their input (instr and replace: haystack times
-  needle; LIKE and GLOB: value times pattern, the pattern bounded too) or with a count argument
+  needle; LIKE and GLOB: value times pattern, the pattern bounded too; json_patch: keys times
+  keys; trim(X, Y): X times Y, stripped here in linear time instead) or with a count argument
   (printf and format: ``%.*c`` with a precision of 2e9 ran 10 s however short the limit) are
   replaced by shims that look at the clock before each call (printf/format also at widths and
   precisions beyond the value limit) and then run SQLite's own function on a private
@@ -46,7 +47,11 @@ GUARDED_FUNCTIONS = (
     ("glob", 2),
     ("printf", -1),
     ("format", -1),
+    ("json_patch", 2),
 )
+#: trim(X, Y) and kin cost len(X) x len(Y) in SQLite (5 s in one call at the value limit); their
+#: shims strip by a set of characters instead, in linear time.
+TRIM_FUNCTIONS = ("trim", "ltrim", "rtrim")
 
 
 def limit(conn: sqlite3.Connection) -> None:
@@ -68,6 +73,28 @@ class CallGuard:
     def install(self, conn: sqlite3.Connection) -> None:
         for name, arguments in GUARDED_FUNCTIONS:
             conn.create_function(name, arguments, self._shim(name, arguments), deterministic=True)
+        for name in TRIM_FUNCTIONS:
+            conn.create_function(name, 2, self._trim(name), deterministic=True)
+
+    def _trim(self, name: str):
+        native = self._shim(name, 2)
+        left, right = name in ("trim", "ltrim"), name in ("trim", "rtrim")
+
+        def call(text, characters):
+            if not (isinstance(text, str) and isinstance(characters, str)):
+                return native(text, characters)  # NULLs, numbers, blobs: short or linear
+            if time.monotonic() > self.deadline:
+                self.stopped = "interrupted"
+                raise _Stopped(name)
+            strip = set(characters)
+            start, end = 0, len(text)
+            while left and start < end and text[start] in strip:
+                start += 1
+            while right and end > start and text[end - 1] in strip:
+                end -= 1
+            return text[start:end]
+
+        return call
 
     def _shim(self, name: str, arguments: int):
         def call(*args):

@@ -10,6 +10,7 @@ refused functions of PostgreSQL are tested here too.
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 
 import pytest
 import sqlalchemy as sa
@@ -120,6 +121,13 @@ SQLITE_PROBES = {
     "like-worst-case-rows": "WITH RECURSIVE x(a) AS (SELECT printf('%.*c', 130000, 'a')),"
     " c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 100000)"
     " SELECT a LIKE '%' || printf('%.*c', 98, 'a') || 'b' FROM x, c",
+    "trim-by-a-long-set-x50": "WITH x(a, b) AS (SELECT printf('%.*c', 130000, 'a'),"
+    " printf('%.*c', 14000, 'b') || 'a') SELECT "
+    + ", ".join(["length(ltrim(a, b))"] * 50)
+    + " FROM x",
+    "json-patch-x50": "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 6000),"
+    " x(a, b) AS (SELECT json_group_object('a' || i, 1), json_group_object('b' || i, 1) FROM k)"
+    " SELECT " + ", ".join(["length(json_patch(a, b))"] * 50) + " FROM x",
     "group-concat": rows(10_000_000) + "SELECT group_concat(printf('%.*c', 1000, 'a')) FROM c",
     "sorted-blobs": rows(1_000_000) + "SELECT randomblob(1000) AS b FROM c ORDER BY b",
 }
@@ -201,6 +209,37 @@ def test_postgres_cli_output_is_bounded(probe, postgres_reader, tmp_path, fmt):
     report = probe(postgres_reader, HUGE_ROWS, timeout=5, fmt=fmt, out=tmp_path / "out")
     # Writing a 50 MB value to CSV or Parquet takes a few more copies of it, and its time.
     assert_bounded(report, 5 + WRITE_S, row=2 * 50 * 10**6)
+
+
+SHIMMED = [
+    "instr('abcabc', 'ca')",
+    "instr(x'010203', x'03')",
+    "instr(NULL, 'a')",
+    "instr(12345, 34)",
+    "replace('aXbX', 'X', 'yy')",
+    "replace('abc', '', 'z')",
+    "replace(NULL, 'a', 'b')",
+    "'ABC' LIKE 'a%'",
+    "like('a%', 'ABC')",
+    "'a_c' LIKE 'a|_c' ESCAPE '|'",
+    "'abc' GLOB 'a*'",
+    "printf('%d-%5.2f-%s-%%-%.*c', 3, 2.5, 'x', 3, 'z')",
+    "format('%q', 'it''s')",
+    'json_patch(\'{"a":1,"c":3}\', \'{"b":2,"c":null}\')',
+    "trim('  x  ')",
+    "ltrim('xxa', 'x')",
+    "rtrim('axx', 'x')",
+    "trim('\u00e9a\u00e9', '\u00e9')",
+    "trim(125.5, '5')",
+    "trim(NULL, 'x')",
+]
+
+
+@pytest.mark.parametrize("expression", SHIMMED)
+def test_shimmed_functions_answer_as_sqlite_does(sqlite_archive, expression):
+    expected = sqlite3.connect(":memory:").execute(f"SELECT {expression}").fetchone()[0]
+    got = sql.run_query(sqlite_archive, f"SELECT {expression} AS v").frame["v"].tolist()[0]
+    assert got == expected
 
 
 def test_byte_cap_is_reported_like_the_row_cap(sqlite_archive):
