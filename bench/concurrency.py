@@ -209,7 +209,10 @@ def run(args: argparse.Namespace, url: str) -> dict:
         "saturate": args.saturate,
         "read_pause": args.read_pause,
         "tag": uuid.uuid4().hex[:6],
-        "writer_options": {"block_timeout": 600.0} if args.saturate else {},
+        "writer_options": {
+            "batch_size": args.batch_size,
+            **({"block_timeout": 600.0} if args.saturate else {}),
+        },
     }
     processes = [
         context.Process(target=writer_process, args=(i, shared, ready, go, results))
@@ -283,6 +286,9 @@ def main() -> int:
         type=float,
         default=10.0,
         help="start-up seconds before the run (reported apart)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=16, help="writers' batch_size (snapshots per commit)"
     )
     parser.add_argument("--read-pause", type=float, default=0.2, help="readers' pause (s)")
     parser.add_argument(
