@@ -1,7 +1,8 @@
 """Concurrency benchmark: many training processes writing one archive while the explorer reads.
 
     python bench/concurrency.py [--backend sqlite|postgres] [--url URL] [--writers N]
-                                [--every 2.0] [--seconds 60] [--saturate]
+                                [--every 2.0] [--seconds 60] [--warmup 10] [--saturate]
+                                [--batch-size 16] [--readers 2] [--read-pause 0.2]
 
 Starts ``--writers`` writer processes (default 8 on SQLite, 16 on PostgreSQL), each a training
 loop with its own run and its own :class:`~sanctum_store.SnapshotWriter` writing a realistic
@@ -9,8 +10,8 @@ loop with its own run and its own :class:`~sanctum_store.SnapshotWriter` writing
 clock) every ``--every`` seconds, at phases spread over the interval; and two reader processes
 that ask the explorer's usual questions (:func:`~sanctum_store.queries.list_runs`,
 :func:`~sanctum_store.queries.run_outcomes`, :func:`~sanctum_store.queries.episode_curves`, a
-run's :func:`~sanctum_store.queries.run_series` and its latest snapshot) in a loop, for
-``--seconds``. ``--saturate`` removes the writers' pacing: they write as fast as their queues
+run's :func:`~sanctum_store.queries.run_series` and its latest snapshot) in a loop, pausing
+``--read-pause`` seconds between rounds (a user clicking fast), for ``--seconds``. ``--saturate`` removes the writers' pacing: they write as fast as their queues
 take snapshots, which measures how many snapshots per second the archive stores at most.
 
 The writers start together; the first ``--warmup`` seconds (default 10) are reported apart:
@@ -20,10 +21,13 @@ same cores. The figures with targets are those of the ``--seconds`` after.
 
 *Write-to-durable* is the time from ``writer.write(snapshot)`` on the training thread to the
 moment the writer's ``stats.written`` counts it (it counts after the commit, in write order),
-polled every 5 ms. Prints, beside their targets: throughput (snapshots made durable per second
+polled every 5 ms (a drop would break that order: the bench counts drops and fails on any).
+Prints, beside their targets: throughput (snapshots made durable per second
 within the window), write-to-durable p50/p99 (target p99 <= 2 s; not a target when
 saturating: there the queue is always full), the readers' rounds and their p50/p99, and the
-load average before and after.
+load average (the machine's other work matters: note it beside the figures). Exits 1 if a
+target is missed, a snapshot dropped or a read failed. ``BENCH_DUMP=FILE`` writes every
+process's raw timings to FILE as JSON.
 
 ``--url``: a SQLite file path/URL or a PostgreSQL database URL. Default: a SQLite file in a
 temporary folder, or with ``--backend postgres`` a fresh schema in
