@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import pickle
+import re
 import subprocess
 import sys
 import uuid
@@ -203,3 +204,25 @@ def test_processes_opening_a_fresh_archive_at_the_same_moment(
                 for name in schemas:
                     conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
             admin.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_the_concurrency_bench_smoke_run_prints_its_figures_beside_the_target(backend):
+    """``bench/concurrency.py`` runs end to end on each backend: every snapshot its writers
+    hand over is stored, its readers never fail, and it prints the figures with the target
+    (the figures themselves are the bench's business, not a test's)."""
+    command = [sys.executable, str(Path(__file__).parents[1] / "bench" / "concurrency.py")]
+    command += ["--backend", backend, "--writers", "2", "--readers", "1"]
+    command += ["--seconds", "3", "--warmup", "1", "--every", "1"]
+    if backend == "postgres":
+        if not POSTGRES_URL:
+            pytest.skip("SANCTUM_TEST_POSTGRES_URL is not set")
+        command += ["--url", POSTGRES_URL]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    out = done.stdout
+    assert done.returncode in (0, 1), done.stderr  # 1: a figure missed its target
+    stored = re.search(r"stored (\d+) snapshots \(dropped 0, failed 0, retries \d+\)", out)
+    assert stored and int(stored.group(1)) >= 2 * 3, out + done.stderr
+    assert re.search(r"readers: [1-9]\d* rounds, .*, 0 errors", out), out + done.stderr
+    figures = r"throughput [\d.]+ snapshots/s .* p50 [\d.]+ s, p99 [\d.]+ s \(target <= 2 s\)"
+    assert re.search(figures, out), out
