@@ -120,6 +120,7 @@ class RunState:
 
     run_pk: int
     series_ids: dict[str, int] = field(default_factory=dict)
+    series_ends: dict[int, int] = field(default_factory=dict)  # id -> next seq, until windowed
     windows: dict[int, Window] = field(default_factory=dict)
     events: Window | None = None
     values: _LRU = field(default_factory=_LRU)  # (table, digest) -> id
@@ -169,8 +170,23 @@ class Persister:
                 conn.execute(insert.on_conflict_do_nothing(index_elements=["run_id"]))
                 pk = conn.execute(sa.select(runs.c.id).where(runs.c.run_id == run_id)).scalar_one()
             state = RunState(pk)
+            self._load_series(conn, state)
             self.runs[run_id] = state
         return state
+
+    def _load_series(self, conn: Connection, state: RunState) -> None:
+        """The run's series and where each ends, in one query (a new run has none; a run
+        resumed, or recorded by another writer too, has its own)."""
+        series, points = TABLES["series"], TABLES["series_points"]
+        last = sa.select(sa.func.max(points.c.seq)).where(points.c.series_id == series.c.id)
+        found = conn.execute(
+            sa.select(series.c.name, series.c.id, last.scalar_subquery()).where(
+                series.c.run_pk == state.run_pk
+            )
+        )
+        for name, sid, seq in found:
+            state.series_ids[name] = sid
+            state.series_ends[sid] = 0 if seq is None else seq + 1
 
     def touch_run(
         self,
@@ -444,13 +460,8 @@ class Persister:
             keys = [forms.float_key(v) for v in values]
         previous = state.windows.get(sid)
         if previous is None:
-            points = TABLES["series_points"]
-            last = conn.execute(
-                sa.select(sa.func.max(points.c.seq)).where(points.c.series_id == sid)
-            ).scalar()
-            end = (last + 1) if last is not None else 0
             # Points of this same snapshot not inserted yet cannot exist: one window per name.
-            shared = 0
+            end, shared = state.series_ends.pop(sid), 0
         else:
             end = previous.end
             shared = overlap(previous.keys, keys)
@@ -463,14 +474,23 @@ class Persister:
         return sid, start, len(values)
 
     def _series_id(self, conn: Connection, state: RunState, name: str) -> int:
-        series = TABLES["series"]
-        where = (series.c.run_pk == state.run_pk) & (series.c.name == name)
-        sid = conn.execute(sa.select(series.c.id).where(where)).scalar()
+        """A series the run did not have when its state was loaded: created here (it has no
+        points), or found with its end if another writer of the run created it since."""
+        series, points = TABLES["series"], TABLES["series_points"]
+        insert = _dialect_insert(conn, series).values(run_pk=state.run_pk, name=name)
+        sid = conn.execute(
+            insert.on_conflict_do_nothing(index_elements=["run_pk", "name"]).returning(series.c.id)
+        ).scalar()
+        end = 0
         if sid is None:
-            sid = conn.execute(
-                sa.insert(series).returning(series.c.id), {"run_pk": state.run_pk, "name": name}
-            ).scalar_one()
+            where = (series.c.run_pk == state.run_pk) & (series.c.name == name)
+            sid = conn.execute(sa.select(series.c.id).where(where)).scalar_one()
+            last = conn.execute(
+                sa.select(sa.func.max(points.c.seq)).where(points.c.series_id == sid)
+            ).scalar()
+            end = 0 if last is None else last + 1
         state.series_ids[name] = sid
+        state.series_ends[sid] = end
         return sid
 
     # ----------------------------------------------------------------------------------------
