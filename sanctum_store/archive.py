@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -57,8 +58,8 @@ class WriteItem(NamedTuple):
         return cls(tree, run_id, seen_at, group_id)
 
 
-#: Floats at the edges of what every database computes with (past 1e300, below 1e-300,
-#: infinite), and integers past a double's exact range: suspects when a value is refused.
+#: Finite floats at the edges of what every database computes with (past 1e300, below
+#: 1e-300), and integers past a double's exact range: suspects when a value is refused.
 _EDGE = (1e300, 1e-300, 2**53)
 
 
@@ -73,7 +74,7 @@ def _suspects(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
             yield from _suspects(item, f"{path}[{i}]")
-    elif type(value) is float and value == value:
+    elif type(value) is float and math.isfinite(value):
         if abs(value) >= _EDGE[0] or 0 < abs(value) < _EDGE[1]:
             yield path, value
     elif type(value) is int and abs(value) > _EDGE[2]:
