@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from conftest import fixture_snapshot_lines
-from helpers import assert_same
+from helpers import REFUSED, assert_same, refuse_a_value
 
 from sanctum_store import Archive, SnapshotInvalid, codec, queries
 from sanctum_store.archive import WriteItem
@@ -228,31 +228,6 @@ def test_an_unknown_import_status_is_refused_before_anything_is_stored(dump, sql
         with pytest.raises(ValueError, match="not 'running'"):
             import_file(archive, dump, status="running")
         assert archive.runs().empty
-
-
-REFUSED = 1e305  # a value the database below refuses (a trigger stands in for a backend limit)
-
-
-def refuse_a_value(archive: Archive) -> None:
-    """Make the archive's database refuse an env whose host accuracy is :data:`REFUSED`: on
-    PostgreSQL with a data exception (SQLSTATE 22003, as an overflow), on SQLite with an abort."""
-    with archive.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(
-                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
-                "RAISE EXCEPTION 'value out of range: overflow' USING ERRCODE = '22003'; "
-                "END $$ LANGUAGE plpgsql"
-            )
-            conn.exec_driver_sql(
-                "CREATE TRIGGER refuse BEFORE INSERT ON env_states FOR EACH ROW "
-                f"WHEN (NEW.host_accuracy = {REFUSED!r}) EXECUTE FUNCTION refuse()"
-            )
-        else:
-            conn.exec_driver_sql(
-                "CREATE TRIGGER refuse BEFORE INSERT ON env_states "
-                f"WHEN NEW.host_accuracy = {REFUSED!r} "
-                "BEGIN SELECT RAISE(ABORT, 'value refused'); END"
-            )
 
 
 def test_a_snapshot_the_database_refuses_costs_only_its_own_line(tmp_path, db_url):
