@@ -330,7 +330,9 @@ class SnapshotWriter:
             item = self._item(queued)
             with self._cond:
                 self._copying = False
-                if item is not None:
+                if item is not None and self._abandon.is_set():
+                    self._dropped += 1  # close() gave up while this copy was being taken
+                elif item is not None:
                     self._queue.append(queued._replace(snapshot=item))
                 self._cond.notify_all()
 
