@@ -10,11 +10,13 @@ so means skip it, and +inf beside -inf makes a mean NULL (Python: NaN).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import sys
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -215,3 +217,23 @@ def test_a_difference_in_sql_is_pythons(archive, a, b):
     with archive.engine.connect() as conn:
         got = conn.execute(sa.select(expressions.difference(values.c.a, values.c.b))).scalar()
     assert agrees(got, a - b), (got, a - b)
+
+
+@pytest.mark.parametrize("x", [TINY, 1e154, MAX, -MAX, math.inf], ids=repr)
+def test_the_0003_backfill_of_run_outcomes_agrees_with_the_writer(archive, x):
+    # db upgrade from 0002 fills the run outcomes with 0003's own (frozen) SQL: on every
+    # double it gives what the writer keeps (it once cast to a 15-digit numeric and failed).
+    path = Path(__file__).parents[1] / "migrations" / "versions"
+    spec = importlib.util.spec_from_file_location(
+        "rev0003", path / "0003_run_outcomes_and_seed_lives.py"
+    )
+    rev0003 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rev0003)
+    store_runs(archive, x)
+    columns = ["run_id", "final_accuracy", "mean_reward", "peak_accuracy"]
+    kept = queries.list_runs(archive)[columns].set_index("run_id")
+    with archive.engine.begin() as conn:
+        conn.exec_driver_sql(rev0003.aggregate(conn.dialect.name))
+    backfilled = queries.list_runs(archive)[columns].set_index("run_id")
+    for run in kept.index:
+        check(backfilled.loc[run].to_dict(), kept.loc[run].to_dict(), f"0003 backfill {run}")
