@@ -209,15 +209,17 @@ def import_file(
             pending = []
     if report.read == 0:
         raise ImportRefused(f"{path} holds no snapshots")
-    if strict and pending and not report.skipped:
-        _save(archive, pending, report, dry_run=True)  # what the database refuses, too
     if strict and report.skipped:
-        report.skipped.sort(key=lambda entry: _position(entry[0]))
-        first = "; ".join(f"{where}: {why}" for where, why in report.skipped[:5])
-        raise ImportRefused(
-            f"{len(report.skipped)} bad snapshot(s), nothing imported (--strict): {first}"
-        )
-    if pending:
+        _refuse_strict(report)
+    if strict and pending:
+        try:  # one transaction: all or nothing
+            archive.store_batch([item for _, item in pending])
+        except Exception as e:
+            if is_transient(e) or not _refused(e):
+                raise
+            _save(archive, pending, report, dry_run=True)  # which ones the database refuses
+            _refuse_strict(report)
+    elif pending:
         _save(archive, pending, report)
     report.stored = _count(archive) - before
     report.skipped.sort(key=lambda entry: _position(entry[0]))
@@ -228,6 +230,14 @@ def import_file(
         else:
             report.ended[rid] = archive.finish_import(rid, status)
     return report
+
+
+def _refuse_strict(report: ImportReport) -> None:
+    report.skipped.sort(key=lambda entry: _position(entry[0]))
+    first = "; ".join(f"{where}: {why}" for where, why in report.skipped[:5])
+    raise ImportRefused(
+        f"{len(report.skipped)} bad snapshot(s), nothing imported (--strict): {first}"
+    )
 
 
 def _position(where: str) -> int:
