@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -56,6 +58,55 @@ class WriteItem(NamedTuple):
         return cls(tree, run_id, seen_at, group_id)
 
 
+#: Finite floats at the edges of what every database computes with (past 1e300, below
+#: 1e-300), and integers past a double's exact range: suspects when a value is refused.
+_EDGE = (1e300, 1e-300, 2**53)
+
+
+def _suspects(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Paths of the extreme values in a snapshot tree (see :data:`_EDGE`), in tree order."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            named = isinstance(key, str) and key.isidentifier()
+            yield from _suspects(
+                item, (f"{path}.{key}" if path else key) if named else f"{path}[{key!r}]"
+            )
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _suspects(item, f"{path}[{i}]")
+    elif type(value) is float and math.isfinite(value):
+        if abs(value) >= _EDGE[0] or 0 < abs(value) < _EDGE[1]:
+            yield path, value
+    elif type(value) is int and abs(value) > _EDGE[2]:
+        yield path, value
+
+
+def refused_value(items: list[WriteItem], error: sa.exc.DBAPIError) -> SnapshotInvalid:
+    """The SnapshotInvalid for a value the database refused: the first extreme value of the
+    batch as its path (the database names none), the database's own one-line reason."""
+    reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+    for position, item in enumerate(items):
+        for path, value in _suspects(item.tree):
+            where = path if len(items) == 1 else f"snapshot {position + 1} of the batch: {path}"
+            return SnapshotInvalid(where, f"the database refused {value!r}: {reason}")
+    where = "" if len(items) == 1 else "a snapshot of the batch"
+    return SnapshotInvalid(where, f"the database refused a value: {reason}")
+
+
+class _DryRun(Exception):
+    """Rolls back a dry run's transaction."""
+
+
+class Stored(NamedTuple):
+    """What :meth:`Archive.store_batch` did with one snapshot: its id, and ``kind``:
+    ``"new"``, ``"present"`` (exactly this snapshot was stored already: nothing written) or
+    ``"same_moment"`` (stored beside another of the run's with the same ``captured_at`` but
+    other content)."""
+
+    snapshot_id: int
+    kind: str
+
+
 class Archive:
     """A run archive on SQLite (a path) or PostgreSQL (a SQLAlchemy URL).
 
@@ -90,26 +141,41 @@ class Archive:
         """Store one snapshot in one transaction; returns its snapshot id.
 
         ``run_id`` defaults to the snapshot's own. Saving a snapshot already stored for the run
-        (same ``captured_at``; same content when it has none) returns the stored id and writes
-        nothing. Invalid input raises :class:`SnapshotInvalid` and stores nothing.
+        (same ``captured_at`` and content; same content when it has none) returns the stored
+        id and writes nothing; one with the ``captured_at`` of a stored one but other content
+        is stored beside it. Invalid input raises :class:`SnapshotInvalid` and stores nothing,
+        also when the database refuses one of its values.
         """
         return self.save_batch([WriteItem.of(snapshot, run_id)])[0]
 
     def save_batch(self, items: list[WriteItem]) -> list[int]:
+        """Store snapshots (made by :meth:`WriteItem.of`) in one transaction; their ids."""
+        return [stored.snapshot_id for stored in self.store_batch(items)]
+
+    def store_batch(self, items: list[WriteItem], *, dry_run: bool = False) -> list[Stored]:
         """Store snapshots (made by :meth:`WriteItem.of`) in one transaction (the writer's
-        path)."""
-        ids = []
+        path); what happened to each. A value the database refuses (SQLSTATE class 22, data
+        exception) raises :class:`SnapshotInvalid` naming the field it suspects, and stores
+        nothing of the batch. ``dry_run`` rolls the transaction back: nothing is stored,
+        whatever happens."""
+        try:
+            return self._store_batch(items, dry_run)
+        except sa.exc.DataError as e:
+            raise refused_value(items, e) from e
+
+    def _store_batch(self, items: list[WriteItem], dry_run: bool) -> list[Stored]:
+        out = []
         with self._lock:
             touched: dict[str, list] = {}
             try:
                 with self._write_engine.begin() as conn:
                     for item in items:
                         rid = item.run_id or item.tree["run_id"]
-                        snapshot_id, new = self._persister.save(conn, item.tree, rid, item.seen_at)
-                        ids.append(snapshot_id)
+                        snapshot_id, kind = self._persister.save(conn, item.tree, rid, item.seen_at)
+                        out.append(Stored(snapshot_id, kind))
                         entry = touched.setdefault(rid, [None, 0])
                         entry[0] = item
-                        entry[1] += 1 if new else 0
+                        entry[1] += 0 if kind == "present" else 1
                     for rid, (item, added) in touched.items():
                         state = self._persister.runs[rid]
                         self._persister.touch_run(
@@ -125,10 +191,13 @@ class Archive:
                                 conn, [state.run_pk], before={state.run_pk: state.newest_batch}
                             )
                             state.seeds_due = False
-            except BaseException:
+                    if dry_run:
+                        raise _DryRun
+            except BaseException as e:
                 self._persister.forget()  # remembered rows may have been rolled back
-                raise
-        return ids
+                if not isinstance(e, _DryRun):
+                    raise
+        return out
 
     def heartbeat(self, run_ids: list[str], at: datetime | None = None) -> None:
         """Record that the runs' writer is alive (without a snapshot)."""

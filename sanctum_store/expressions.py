@@ -73,8 +73,10 @@ class mean(FunctionElement):
     to 0 (5e-324 / 2); SQLite's avg() turns past-the-largest sums into infinity. So the mean is
     taken in two parts that cannot overflow or underflow: values of magnitude 1 and up are
     summed scaled down by 2^-20 (exact: a power of two) and scaled back up after the division,
-    within the doubles; smaller values are summed as they are, and a sum too small to divide
-    counts as 0. Infinities make the mean infinite (NaN with +inf beside -inf).
+    within the doubles; smaller values are summed as they are and divided unless the quotient
+    rounds to 0 (then it is 0, as in Python: the subnormals keep their mean). Infinities make
+    the mean infinite; +inf beside -inf makes it NULL (Python: NaN, which the archive stores as
+    NULL).
     """
 
     type = sa.Double()
@@ -95,12 +97,18 @@ def _mean_sql(x: str, *, number, infinity: str, least: str, greatest: str) -> st
     big = f"sum(CASE WHEN {large} THEN {x} * {number(_SCALE)} END)"
     small = f"sum(CASE WHEN abs({x}) < 1 THEN {x} END)"
     big_mean = f"{least}({greatest}(coalesce({big}, 0) / {n}, -{cap}), {cap}) * {number(_UNSCALE)}"
-    tiny = number("1e-290")
-    small_mean = f"(CASE WHEN abs(coalesce({small}, 0)) < {tiny} THEN 0 ELSE {small} / {n} END)"
+    # s / n rounds to 0 exactly when |s / n| <= 2^-1075, half the smallest subnormal (a tie
+    # rounds to the even 0); n * 5e-324 is exact, and so is 2 * |s|.
+    tiny = number("5e-324")
+    small_mean = (
+        f"(CASE WHEN 2 * abs(coalesce({small}, 0)) > {n} * {tiny} THEN {small} / {n} ELSE 0 END)"
+    )
     # Every aggregate in a CASE is computed whichever branch is taken: each of these sums only
     # what it can sum safely.
     return (
         f"(CASE WHEN {n} = 0 THEN NULL "
+        f"WHEN count(CASE WHEN {x} = {infinity} THEN 1 END) > 0 "
+        f"AND count(CASE WHEN {x} = -{infinity} THEN 1 END) > 0 THEN NULL "
         f"WHEN count(CASE WHEN {infinite} THEN 1 END) > 0 "
         f"THEN sum(CASE WHEN {infinite} THEN {x} END) / {n} "
         f"ELSE {big_mean} + {small_mean} END)"
@@ -126,6 +134,48 @@ def _mean_pg(element, compiler, **kw):
         infinity="'Infinity'::float8",
         least="LEAST",
         greatest="GREATEST",
+    )
+
+
+class difference(FunctionElement):
+    """``a - b`` of two double columns, as Python computes it: ±inf past the largest double.
+
+    SQLite overflows to infinity by itself; PostgreSQL raises "value out of range". There,
+    ``a - b`` overflows exactly when ``a/2 - b/2`` (halving a double of magnitude 1 or more is
+    exact) rounds to 2^1023 or beyond, and a value below 1 can never make it overflow (so it
+    counts as 0 there: halving a subnormal could underflow, another error).
+    """
+
+    type = sa.Double()
+    inherit_cache = True
+    name = "difference"
+
+
+@compiles(difference, "sqlite")
+def _difference_sqlite(element, compiler, **kw):
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({a} - {b})"
+
+
+#: 2^1023: half the first double past the largest.
+_HALF_OVERFLOW = "8.98846567431158e307"
+
+
+@compiles(difference, "postgresql")
+def _difference_pg(element, compiler, **kw):
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    inf = "'Infinity'::float8"
+
+    def half(x):
+        return f"(CASE WHEN abs({x}) >= 1 THEN {x} * 0.5::float8 ELSE 0::float8 END)"
+
+    halves = f"({half(a)} - {half(b)})"
+    return (
+        f"(CASE WHEN abs({a}) = {inf} OR abs({b}) = {inf} "
+        f"OR (abs({a}) <= 1e300::float8 AND abs({b}) <= 1e300::float8) THEN {a} - {b} "
+        f"WHEN {halves} >= {_HALF_OVERFLOW}::float8 THEN {inf} "
+        f"WHEN {halves} <= -{_HALF_OVERFLOW}::float8 THEN -{inf} "
+        f"ELSE {a} - {b} END)"
     )
 
 

@@ -26,6 +26,7 @@ from sanctum_store.archive import Archive, WriteItem
 from sanctum_store.errors import ImportRefused, SnapshotInvalid
 from sanctum_store.models import TABLES
 from sanctum_store.status import RunStatus, check_imported, status_expression
+from sanctum_store.writer import is_transient
 
 BATCH = 50
 _BOM = b"\xef\xbb\xbf"
@@ -188,7 +189,7 @@ def import_file(
     path = Path(path)
     report = ImportReport(form=_form(path))
     before = _count(archive)
-    pending: list[WriteItem] = []
+    pending: list[tuple[str, WriteItem]] = []
     live: dict[str, bool] = {}  # asked before the import first stores the run's snapshots
     for where, document in _documents(path, report.form, progress):
         report.read += 1
@@ -196,7 +197,7 @@ def import_file(
             if isinstance(document, SnapshotInvalid):
                 raise document
             item = normalize_document(document, where, run_id)
-            pending.append(item)
+            pending.append((where, item))
             rid = item.run_id or item.tree["run_id"]
             if rid not in live:
                 live[rid] = _live(archive, rid)
@@ -204,18 +205,24 @@ def import_file(
             report.skipped.append((where, str(e).removeprefix(f"{where}: ")))
             continue
         if not strict and len(pending) >= BATCH:
-            archive.save_batch(pending)
+            _save(archive, pending, report)
             pending = []
     if report.read == 0:
         raise ImportRefused(f"{path} holds no snapshots")
     if strict and report.skipped:
-        first = "; ".join(f"{where}: {why}" for where, why in report.skipped[:5])
-        raise ImportRefused(
-            f"{len(report.skipped)} bad snapshot(s), nothing imported (--strict): {first}"
-        )
-    if pending:
-        archive.save_batch(pending)
+        _refuse_strict(report)
+    if strict and pending:
+        try:  # one transaction: all or nothing
+            archive.store_batch([item for _, item in pending])
+        except Exception as e:
+            if is_transient(e) or not _refused(e):
+                raise
+            _save(archive, pending, report, dry_run=True)  # which ones the database refuses
+            _refuse_strict(report)
+    elif pending:
+        _save(archive, pending, report)
     report.stored = _count(archive) - before
+    report.skipped.sort(key=lambda entry: _position(entry[0]))
     report.already_present = report.read - len(report.skipped) - report.stored
     for rid, is_live in live.items():
         if is_live:
@@ -223,3 +230,55 @@ def import_file(
         else:
             report.ended[rid] = archive.finish_import(rid, status)
     return report
+
+
+def _refuse_strict(report: ImportReport) -> None:
+    report.skipped.sort(key=lambda entry: _position(entry[0]))
+    first = "; ".join(f"{where}: {why}" for where, why in report.skipped[:5])
+    raise ImportRefused(
+        f"{len(report.skipped)} bad snapshot(s), nothing imported (--strict): {first}"
+    )
+
+
+def _position(where: str) -> int:
+    """A snapshot's place in the file, from its ``where`` ("line 7", "item 3", ...)."""
+    number = where.rpartition(" ")[2]
+    return int(number) if number.isdigit() else 0
+
+
+def _save(
+    archive: Archive,
+    pending: list[tuple[str, WriteItem]],
+    report: ImportReport,
+    *,
+    dry_run: bool = False,
+) -> None:
+    """Store a batch in one transaction; if the database refuses it, store its snapshots one
+    by one, so that one bad snapshot costs only itself: each the database refuses is reported
+    with where it was (``report.skipped``). Errors of the database itself (unreachable, locked)
+    are raised: no snapshot caused them."""
+    try:
+        archive.store_batch([item for _, item in pending], dry_run=dry_run)
+        return
+    except Exception as e:
+        if is_transient(e) or not _refused(e):
+            raise
+        if len(pending) == 1:
+            report.skipped.append((pending[0][0], _reason(e)))
+            return
+    for entry in pending:
+        _save(archive, [entry], report, dry_run=dry_run)
+
+
+def _refused(error: BaseException) -> bool:
+    """An error one snapshot caused: invalid, or refused by the database (a value, a
+    constraint), as opposed to the database failing."""
+    return isinstance(error, (SnapshotInvalid, sa.exc.DataError, sa.exc.IntegrityError)) or (
+        isinstance(error, sa.exc.DBAPIError) and not error.connection_invalidated
+    )
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, SnapshotInvalid):
+        return str(error)
+    return "the database refused it: " + str(getattr(error, "orig", None) or error).splitlines()[0]

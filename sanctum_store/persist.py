@@ -9,6 +9,7 @@ snapshot that warms it up. Everything here runs inside the caller's transaction.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections import OrderedDict
@@ -20,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sanctum_store import forms, models, reader, rows, schema, summary
+from sanctum_store import codec, forms, models, reader, rows, schema, summary
 from sanctum_store.labels import reward_mode_of
 from sanctum_store.layouts import LAYOUTS
 from sanctum_store.models import ROLES, TABLES
@@ -228,18 +229,28 @@ class Persister:
 
     def save(
         self, conn: Connection, tree: dict, run_id: str, seen_at: datetime | None = None
-    ) -> tuple[int, bool]:
-        """Store one snapshot tree; returns (snapshot id, whether it was new)."""
+    ) -> tuple[int, str]:
+        """Store one snapshot tree; returns (snapshot id, what happened: ``"new"``,
+        ``"present"`` (exactly this snapshot was stored already: nothing written) or
+        ``"same_moment"`` (stored, beside another of the run's with the same
+        ``captured_at`` but other content))."""
         state = self.run_state(conn, run_id, seen_at)
         snapshots = TABLES["snapshots"]
         # A snapshot's identity within its run: when it was captured, or else its content.
-        dedup_key = tree["captured_at"] or "digest:" + rows.digest(tree)
-        if dedup_key is not None:
-            existing = conn.execute(
-                _SAME_SNAPSHOT, {"run_pk": state.run_pk, "dedup_key": dedup_key}
-            ).scalar()
+        captured = tree["captured_at"]
+        dedup_key = captured or "digest:" + rows.digest(tree)
+        kind = "new"
+        existing = self._stored(conn, state, dedup_key)
+        if existing is not None:
+            if not captured or _same_content(conn, existing, tree):
+                return existing, "present"
+            # Another snapshot of the same moment: kept too, under a key its content decides
+            # (so storing it twice still stores it once).
+            dedup_key = f"{captured}#{rows.digest(tree)}"
+            existing = self._stored(conn, state, dedup_key)
             if existing is not None:
-                return existing, False
+                return existing, "present"
+            kind = "same_moment"
 
         pending = _Pending()
         row = rows.to_row(schema.SanctumSnapshot, tree)
@@ -262,7 +273,12 @@ class Persister:
         if pending.points:
             insert_rows(conn, TABLES["series_points"], pending.points)
         self._note_batch(conn, state, tree["current_batch"])
-        return snapshot_id, True
+        return snapshot_id, kind
+
+    def _stored(self, conn: Connection, state: RunState, dedup_key: str) -> int | None:
+        return conn.execute(
+            _SAME_SNAPSHOT, {"run_pk": state.run_pk, "dedup_key": dedup_key}
+        ).scalar()
 
     def _note_batch(self, conn: Connection, state: RunState, batch: int) -> None:
         """Keep the run's running batch; a snapshot of another batch means seeds to derive
@@ -683,3 +699,15 @@ def _dialect_insert(conn: Connection, table: sa.Table):
 
 
 __all__: Sequence[str] = ("Persister", "RunState", "overlap")
+
+
+def _canonical(tree: dict) -> str:
+    """A snapshot tree as text that tells any two different contents apart (NaN, -0.0 and
+    the types of JSON included) and ignores dict order, which loading does not keep."""
+    return json.dumps(codec.to_json(tree), sort_keys=True, default=str)
+
+
+def _same_content(conn: Connection, snapshot_id: int, tree: dict) -> bool:
+    """Whether a stored snapshot holds exactly ``tree`` (only asked when two snapshots of a
+    run share a ``captured_at``: it loads the stored one)."""
+    return _canonical(reader.load_tree(conn, snapshot_id)) == _canonical(tree)

@@ -57,3 +57,28 @@ def assert_keeps(actual, given, path: str = "") -> None:
     else:
         diffs = differences(actual, given, path)
         assert not diffs, "\n".join(diffs[:20])
+
+
+REFUSED = 1e305  # a value the database below refuses (a trigger stands in for a backend limit)
+
+
+def refuse_a_value(archive) -> None:
+    """Make the archive's database refuse an env whose host accuracy is :data:`REFUSED`: on
+    PostgreSQL with a data exception (SQLSTATE 22003, as an overflow), on SQLite with an abort."""
+    with archive.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION 'value out of range: overflow' USING ERRCODE = '22003'; "
+                "END $$ LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON env_states FOR EACH ROW "
+                f"WHEN (NEW.host_accuracy = {REFUSED!r}) EXECUTE FUNCTION refuse()"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON env_states "
+                f"WHEN NEW.host_accuracy = {REFUSED!r} "
+                "BEGIN SELECT RAISE(ABORT, 'value refused'); END"
+            )

@@ -10,12 +10,14 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from conftest import fixture_snapshot_lines
-from helpers import assert_same
+from helpers import REFUSED, assert_same, refuse_a_value
 
-from sanctum_store import Archive, codec, queries
+from sanctum_store import Archive, SnapshotInvalid, codec, queries
 from sanctum_store.archive import WriteItem
 from sanctum_store.cli import main
+from sanctum_store.errors import ImportRefused
 from sanctum_store.forms import to_utc, utcnow
+from sanctum_store.ingest import import_file
 from sanctum_store.models import TABLES
 from sanctum_store.status import RunStatus, label, status_expression
 
@@ -225,4 +227,46 @@ def test_an_unknown_import_status_is_refused_before_anything_is_stored(dump, sql
     with Archive(sqlite_url) as archive:
         with pytest.raises(ValueError, match="not 'running'"):
             import_file(archive, dump, status="running")
+        assert archive.runs().empty
+
+
+def test_a_snapshot_the_database_refuses_costs_only_its_own_line(tmp_path, db_url):
+    # 60 snapshots: lines 7 and 55 (in the first and the second batch of 50) carry a value
+    # the database refuses; every other line is stored, the two are reported by line number.
+    base = json.loads(fixture_snapshot_lines()[-3])
+    start = datetime.fromisoformat(base["captured_at"])
+    lines = []
+    for number in range(1, 61):
+        snapshot = json.loads(json.dumps(base))
+        snapshot["captured_at"] = (start + timedelta(seconds=number)).isoformat()
+        if number in (7, 55):
+            snapshot["envs"]["1"]["host_accuracy"] = REFUSED
+        lines.append(json.dumps(snapshot))
+    path = tmp_path / "edges.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with Archive(db_url) as archive:
+        refuse_a_value(archive)
+        report = import_file(archive, path)
+        assert [where for where, _ in report.skipped] == ["line 7", "line 55"]
+        assert (report.read, report.stored, report.already_present) == (60, 58, 0)
+        if archive.engine.dialect.name == "postgresql":
+            # Archive.save's SnapshotInvalid names the field the database refused.
+            assert all("envs[1].host_accuracy" in why for _, why in report.skipped), report.skipped
+        assert all("refused" in why for _, why in report.skipped), report.skipped
+        assert len(archive.snapshot_ids(base["run_id"])) == 58
+        # Strict: nothing stored, and the bad lines named.
+        other = tmp_path / "other.jsonl"
+        other.write_text("\n".join(line.replace(base["run_id"], "strict-run") for line in lines))
+        with pytest.raises(ImportRefused, match=r"line 7: .*line 55: "):
+            import_file(archive, other, strict=True)
+        assert "strict-run" not in set(archive.runs()["run_id"])
+
+
+def test_archive_save_turns_a_refused_value_into_snapshot_invalid(postgres_url):
+    snapshot = json.loads(fixture_snapshot_lines()[-3])
+    snapshot["envs"]["1"]["host_accuracy"] = REFUSED
+    with Archive(postgres_url) as archive:
+        refuse_a_value(archive)
+        with pytest.raises(SnapshotInvalid, match=r"^envs\[1\]\.host_accuracy: the database"):
+            archive.save(snapshot)
         assert archive.runs().empty

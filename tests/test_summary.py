@@ -10,6 +10,7 @@ following the definitions in the sanctum_store.queries docstring.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import sys
 import uuid
@@ -84,12 +85,15 @@ def snapshot(run, minute, batch, envs, *, records=(), fossilized=0, pruned=0):
 
 def stored(saves: list[dict]) -> list[tuple]:
     """(time, order, snapshot with its defaults) of what the archive keeps: the first save of
-    each moment, in time order."""
+    each moment and content (another content of the same moment is kept too, after it), in
+    time order."""
     seen, out = set(), []
     for s in saves:
-        if s["captured_at"] not in seen:
-            seen.add(s["captured_at"])
-            out.append((datetime.fromisoformat(s["captured_at"]), len(out), codec.normalize(s)))
+        tree = codec.normalize(s)
+        key = (s["captured_at"], json.dumps(codec.to_json(tree), sort_keys=True, default=str))
+        if key not in seen:
+            seen.add(key)
+            out.append((datetime.fromisoformat(s["captured_at"]), len(out), tree))
     return sorted(out, key=lambda item: item[:2])
 
 

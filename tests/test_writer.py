@@ -5,15 +5,18 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import sqlite3
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from conftest import fixture_snapshot_lines
-from helpers import assert_same
+from helpers import REFUSED, assert_same, refuse_a_value
 
-from sanctum_store import Archive, SnapshotWriter, codec, record
+from sanctum_store import Archive, SnapshotWriter, codec, db, record
 from sanctum_store.db import create_engine, for_writing, is_sqlite
 from sanctum_store.writer import is_transient
 
@@ -344,3 +347,143 @@ def test_record_survives_a_failing_source(tmp_path):
     recorder.stop()
     assert recorder.errors >= 2
     assert recorder.stats.written >= 2
+
+
+# --------------------------------------------------------------------------------------------
+# Recovery: reconnecting, a file deleted or replaced, snapshots of the same moment, copies
+# --------------------------------------------------------------------------------------------
+
+
+def wait_until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_writer_started_on_a_read_only_file_stores_everything_once_it_is_writable(
+    sqlite_url, monkeypatch
+):
+    # The tests run as root, whom file modes do not stop: SQLite's own read-only open stands
+    # in for a file without write permission. A connection opened read-only stays so.
+    path = str(db.sqlite_path(sqlite_url))
+    Archive(sqlite_url).close()
+    read_only = {"on": True}
+    connect = sqlite3.dbapi2.connect  # what SQLAlchemy's pysqlite dialect calls
+
+    def connect_as_permitted(database, *args, **kwargs):
+        if read_only["on"] and database == path:
+            database, kwargs["uri"] = f"file:{path}?mode=ro", True
+        return connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite3.dbapi2, "connect", connect_as_permitted)
+    snapshots = numbered(12)
+    writer = SnapshotWriter(sqlite_url, batch_size=4, retry_backoff=(0.01, 0.05))
+    try:
+        assert all(writer.write(s) for s in snapshots)
+        wait_until(lambda: writer.stats.retried >= 5)
+        assert writer.stats.written == 0
+        read_only["on"] = False  # permissions restored
+        assert writer.flush(timeout=30)
+        stats = writer.stats
+        assert (stats.written, stats.failed, stats.dropped) == (12, 0, 0)
+        assert stats.reconnects >= 1
+    finally:
+        writer.close()
+    with Archive(sqlite_url) as archive:
+        assert len(archive.snapshot_ids("w")) == 12
+
+
+def _remove(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def test_a_deleted_archive_file_is_noticed_and_nothing_after_it_counted_written(sqlite_url, caplog):
+    path = db.sqlite_path(sqlite_url)
+    snapshots = numbered(7)
+    writer = SnapshotWriter(sqlite_url, batch_size=2)
+    assert all(writer.write(s) for s in snapshots[:3]) and writer.flush(timeout=30)
+    assert writer.stats.written == 3
+    _remove(path)
+    assert all(writer.write(s) for s in snapshots[3:]) and writer.flush(timeout=30)
+    stats = writer.close()
+    assert (stats.written, stats.failed) == (3, 4)
+    assert stats.archive_lost == f"archive file {path} was deleted while the writer was using it"
+    assert "was deleted" in caplog.text
+    assert not path.exists()  # no new, empty archive made in its place
+
+
+def test_a_replaced_archive_file_is_noticed_and_left_alone(sqlite_url, tmp_path):
+    path = db.sqlite_path(sqlite_url)
+    snapshots = numbered(4)
+    writer = SnapshotWriter(sqlite_url)
+    assert writer.write(snapshots[0]) and writer.flush(timeout=30)
+    other = tmp_path / "other.db"
+    Archive(str(other)).close()
+    _remove(path)
+    other.replace(path)
+    assert all(writer.write(s) for s in snapshots[1:]) and writer.flush(timeout=30)
+    stats = writer.close()
+    assert (stats.written, stats.failed) == (1, 3)
+    assert stats.archive_lost == f"archive file {path} was replaced by another file"
+    with Archive(sqlite_url) as archive:
+        assert archive.runs().empty  # the file now there was not the writer's to write
+
+
+def test_snapshots_of_one_moment_with_other_content_are_all_stored_and_counted(db_url, caplog):
+    # Five different snapshots of one run with the same captured_at: five stored, four of
+    # them counted (and logged) as sharing a stored one's moment; the same five again: nothing
+    # new, five duplicates.
+    moment = numbered(5)
+    for snapshot in moment:
+        snapshot["captured_at"] = moment[0]["captured_at"]
+    writer = SnapshotWriter(db_url, batch_size=2)
+    assert all(writer.write(s) for s in moment) and writer.flush(timeout=30)
+    stats = writer.stats
+    assert (stats.written, stats.same_moment, stats.duplicates, stats.failed) == (5, 4, 0, 0)
+    assert "already had another snapshot captured at" in caplog.text
+    assert all(writer.write(s) for s in moment) and writer.flush(timeout=30)
+    stats = writer.close()
+    assert (stats.written, stats.same_moment, stats.duplicates) == (5, 4, 5)
+    with Archive(db_url) as archive:
+        ids = archive.snapshot_ids("w")
+        assert len(ids) == 5
+        assert sorted(archive.load("w", at=i).current_epoch for i in ids) == [0, 1, 2, 3, 4]
+        for snapshot in moment:  # Archive.save alike: the same content is the same snapshot
+            assert archive.save(snapshot) in ids
+
+
+def test_copy_takes_the_writers_own_copy_off_the_training_thread(db_url):
+    snapshot = numbered(1)[0]
+    original = copy.deepcopy(snapshot)
+    writer = SnapshotWriter(db_url, copy=True)
+    try:
+        started = time.perf_counter()
+        assert writer.write(snapshot)
+        handed_over = time.perf_counter() - started
+        assert writer.copied(timeout=30)
+        snapshot["envs"]["0"]["host_accuracy"] = -1.0  # the training loop moves on
+        snapshot["envs"]["0"]["seeds"].clear()
+        snapshot["current_epoch"] = 999
+        assert writer.flush(timeout=30)
+        assert writer.stats.written == 1
+    finally:
+        writer.close()
+    assert handed_over < 0.05  # no copy on the training thread (the copy itself takes longer)
+    with Archive(db_url) as archive:
+        assert_same(dataclasses.asdict(archive.load("w")), expected(original))
+
+
+def test_a_value_the_database_refuses_costs_only_its_own_snapshot(db_url, caplog):
+    snapshots = numbered(6)
+    snapshots[2]["envs"]["1"]["host_accuracy"] = REFUSED
+    with Archive(db_url) as archive:
+        refuse_a_value(archive)
+    writer = SnapshotWriter(db_url, batch_size=6)
+    assert all(writer.write(s) for s in snapshots) and writer.flush(timeout=60)
+    stats = writer.close()
+    assert (stats.written, stats.failed, stats.retried) == (5, 1, 0)
+    if "postgresql" in db_url:  # a data exception: SnapshotInvalid names the field
+        assert "envs[1].host_accuracy: the database refused 1e+305" in stats.last_error
+    assert "could not be stored" in caplog.text

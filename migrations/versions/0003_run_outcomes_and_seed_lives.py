@@ -21,6 +21,7 @@ SQLite: the columns are added and dropped with ALTER TABLE (no table rebuild), s
 reading ``runs`` stay valid (see 0002).
 """
 
+import sys
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -63,17 +64,47 @@ FINAL_ENVS = (
     "WHERE e.snapshot_id = runs.final_snapshot_id AND e.current_epoch > 0)"
 )
 LATEST = "(SELECT s.{column} FROM snapshots s WHERE s.id = runs.last_snapshot_id)"
-# The mean of a double: PostgreSQL's avg() also sums squares and fails past 1e154; sum / count is
-# the same number, and values too large to sum as doubles are averaged as numeric.
-MEAN = {
-    "sqlite": "avg({x})",
-    "postgresql": (
-        "(CASE WHEN count(CASE WHEN (abs({x}) >= 1e300 AND abs({x}) <> 'Infinity') THEN 1 END) = 0"
-        " THEN sum(CASE WHEN NOT (abs({x}) >= 1e300 AND abs({x}) <> 'Infinity') THEN {x} END)"
-        " / NULLIF(count({x}), 0)"
-        " ELSE CAST(avg(CAST({x} AS NUMERIC)) AS DOUBLE PRECISION) END)"
-    ),
+# The mean of a double, never failing: PostgreSQL's avg() sums squares and fails past 1e154, and
+# a double cast to numeric keeps 15 digits (the largest double becomes larger than itself, and
+# the mean could not be cast back); SQLite's avg() turns a sum past the largest double into
+# infinity. Large values are summed scaled by 2^-20 (exact), small ones as they are (divided
+# unless the quotient rounds to 0), +inf beside -inf is NULL: the package's SQL mean as of
+# 0006, frozen here (a backfill must not fail on any stored double).
+_SCALE, _UNSCALE = "9.5367431640625e-07", "1048576.0"
+_CAP = repr(sys.float_info.max * 2**-20)
+_DIALECTS = {
+    "sqlite": ("{}", "9e999", "min", "max"),
+    "postgresql": ("{}::float8", "'Infinity'::float8", "LEAST", "GREATEST"),
 }
+
+
+def _mean(x: str, dialect: str) -> str:
+    form, infinity, least, greatest = _DIALECTS[dialect]
+    infinite = f"(abs({x}) = {infinity})"
+    large = f"(abs({x}) >= 1 AND NOT {infinite})"
+    n = f"count({x})"
+    cap = form.format(_CAP)
+    big = f"sum(CASE WHEN {large} THEN {x} * {form.format(_SCALE)} END)"
+    small = f"sum(CASE WHEN abs({x}) < 1 THEN {x} END)"
+    big_mean = (
+        f"{least}({greatest}(coalesce({big}, 0) / {n}, -{cap}), {cap}) * {form.format(_UNSCALE)}"
+    )
+    small_mean = (
+        f"(CASE WHEN 2 * abs(coalesce({small}, 0)) > {n} * {form.format('5e-324')} "
+        f"THEN {small} / {n} ELSE 0 END)"
+    )
+    return (
+        f"(CASE WHEN {n} = 0 THEN NULL "
+        f"WHEN count(CASE WHEN {x} = {infinity} THEN 1 END) > 0 "
+        f"AND count(CASE WHEN {x} = -{infinity} THEN 1 END) > 0 THEN NULL "
+        f"WHEN count(CASE WHEN {infinite} THEN 1 END) > 0 "
+        f"THEN sum(CASE WHEN {infinite} THEN {x} END) / {n} "
+        f"ELSE {big_mean} + {small_mean} END)"
+    )
+
+
+# Templates over {x}: the generated SQL has no braces of its own.
+MEAN = {dialect: _mean("{x}", dialect) for dialect in _DIALECTS}
 # The params summed as numeric: two BIGINTs may overflow on PostgreSQL.
 GROWTH = (
     "CASE WHEN e.host_params > 0 THEN CAST(CAST(e.host_params AS NUMERIC) + e.fossilized_params "

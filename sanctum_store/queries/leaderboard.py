@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 import sqlalchemy as sa
 
+from sanctum_store.expressions import difference
 from sanctum_store.queries._base import (
     BEST,
     RUNS,
@@ -93,7 +94,7 @@ def leaderboard_select(
             top.c.epoch,
             top.c.peak_accuracy,
             top.c.final_accuracy,
-            (top.c.final_accuracy - top.c.peak_accuracy).label("trajectory"),
+            difference(top.c.final_accuracy, top.c.peak_accuracy).label("trajectory"),
             top.c.growth_ratio,
             *(
                 _i(sa.func.coalesce(seeds.c[name], 0)).label(f"seeds_{name}")
