@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import sys
+import time
+from pathlib import Path
 
 import click
 
@@ -494,6 +496,7 @@ def sql_command(
     check_location(url, create=False)
     if not math.isfinite(timeout_s):
         fail(f"--timeout must be a number of seconds, got {timeout_s}")
+    deadline = time.monotonic() + timeout_s  # for the query and for writing its rows
     try:
         with as_found(url):
             migrate.check(readonly_engine(url), where=url)
@@ -508,10 +511,21 @@ def sql_command(
     except (SQLError, ValueError) as e:
         fail(str(e))
     frame = result.frame
-    if fmt == "parquet":
-        _write_parquet(arrow_safe(frame), out)
-    elif fmt == "csv":
-        _write_csv(frame, out)
+    if fmt in ("csv", "parquet"):
+        written = (
+            _write_parquet(arrow_safe(frame), out, deadline)
+            if fmt == "parquet"
+            else _write_csv(frame, out, deadline)
+        )
+        if written < len(frame):
+            if out:
+                Path(out).unlink(missing_ok=True)
+            fail(
+                f"the time limit ({timeout_s:g} s) ran out while writing {fmt}: "
+                f"{written} of {len(frame)} rows written"
+                + (", the file removed" if out else "")
+                + " (raise --timeout, or lower --max-rows / --max-bytes)"
+            )
     else:
         if fmt == "json":
             text = frame.to_json(
@@ -535,8 +549,9 @@ def sql_command(
         )
 
 
-#: Rows are written in slices of about this many bytes, so no output buffer holds them all.
-_SLICE_BYTES = 4 * 2**20
+#: Rows are written in slices of about this many bytes, so no output buffer holds them all
+#: and the time limit is looked at every fraction of a second.
+_SLICE_BYTES = 2**20
 
 
 def _slices(frame):
@@ -553,10 +568,13 @@ def _slices(frame):
         yield start, len(frame)
 
 
-def _write_csv(frame, out: str | None) -> None:
+def _write_csv(frame, out: str | None, deadline: float) -> int:
+    """The rows written before ``deadline`` (all of them, unless it passed)."""
     stream = open(out, "w", encoding="utf-8", newline="") if out else None  # noqa: SIM115
     try:
         for start, stop in _slices(frame):
+            if time.monotonic() > deadline:
+                return start
             text = _hex_blobs(frame.iloc[start:stop]).to_csv(index=False, header=start == 0)
             if stream:
                 stream.write(text)
@@ -565,6 +583,7 @@ def _write_csv(frame, out: str | None) -> None:
     finally:
         if stream:
             stream.close()
+    return len(frame)
 
 
 def _hex_blobs(frame):
@@ -585,8 +604,8 @@ def _hex_blobs(frame):
     return frame
 
 
-def _write_parquet(frame, out: str) -> None:
-    """Parquet in row groups of a slice each."""
+def _write_parquet(frame, out: str, deadline: float) -> int:
+    """Parquet in row groups of a slice each: the rows written before ``deadline``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -597,8 +616,11 @@ def _write_parquet(frame, out: str) -> None:
     schema = pa.Schema.from_pandas(frame.iloc[sample], preserve_index=False)
     with pq.ParquetWriter(out, schema) as writer:
         for start, stop in _slices(frame):
+            if time.monotonic() > deadline:
+                return start
             part = frame.iloc[start:stop]
             writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
+    return len(frame)
 
 
 @main.command("export")
