@@ -488,7 +488,7 @@ def sql_command(
     """
     from sanctum_store import migrate
     from sanctum_store.errors import SQLError
-    from sanctum_store.sql import ROW_CAP, arrow_safe, readonly_engine, run_query
+    from sanctum_store.sql import ROW_CAP, readonly_engine, run_query
 
     if fmt == "parquet" and not out:
         fail("--format parquet writes a binary file: give it --out FILE")
@@ -511,6 +511,22 @@ def sql_command(
     except (SQLError, ValueError) as e:
         fail(str(e))
     frame = result.frame
+    _write_result(frame, fmt, out, deadline, f"{timeout_s:g} s")
+    if result.truncated_by == ROW_CAP:
+        click.echo(f"note: stopped at {max_rows} rows; more were left (raise --max-rows)", err=True)
+    elif result.truncated:
+        click.echo(
+            f"note: stopped at {len(frame)} rows, the byte cap ({max_bytes} bytes);"
+            " more were left (raise --max-bytes)",
+            err=True,
+        )
+
+
+def _write_result(frame, fmt: str, out: str | None, deadline: float, limit: str) -> None:
+    """The query's rows, in ``fmt``, to ``out`` or stdout; CSV and Parquet before ``deadline``
+    (the query's time limit), or a one-line failure that keeps no partial file."""
+    from sanctum_store.sql import arrow_safe
+
     if fmt in ("csv", "parquet"):
         written = (
             _write_parquet(arrow_safe(frame), out, deadline)
@@ -521,32 +537,24 @@ def sql_command(
             if out:
                 Path(out).unlink(missing_ok=True)
             fail(
-                f"the time limit ({timeout_s:g} s) ran out while writing {fmt}: "
+                f"the time limit ({limit}) ran out while writing {fmt}: "
                 f"{written} of {len(frame)} rows written"
                 + (", the file removed" if out else "")
                 + " (raise --timeout, or lower --max-rows / --max-bytes)"
             )
-    else:
-        if fmt == "json":
-            text = frame.to_json(
-                orient="records", date_format="iso", force_ascii=False, double_precision=15
-            )
-            text += "\n"
-        else:
-            text = (frame.to_string(index=False) if len(frame.columns) else "(no rows)") + "\n"
-        if out:
-            with open(out, "w", encoding="utf-8", newline="") as f:
-                f.write(text)
-        else:
-            click.echo(text, nl=False)
-    if result.truncated_by == ROW_CAP:
-        click.echo(f"note: stopped at {max_rows} rows; more were left (raise --max-rows)", err=True)
-    elif result.truncated:
-        click.echo(
-            f"note: stopped at {len(frame)} rows, the byte cap ({max_bytes} bytes);"
-            " more were left (raise --max-bytes)",
-            err=True,
+        return
+    if fmt == "json":
+        text = frame.to_json(
+            orient="records", date_format="iso", force_ascii=False, double_precision=15
         )
+        text += "\n"
+    else:
+        text = (frame.to_string(index=False) if len(frame.columns) else "(no rows)") + "\n"
+    if out:
+        with open(out, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+    else:
+        click.echo(text, nl=False)
 
 
 #: Rows are written in slices of about this many bytes, so no output buffer holds them all
