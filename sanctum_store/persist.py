@@ -175,18 +175,19 @@ class Persister:
             self.runs[run_id] = state
         return state
 
-    def _load_series(self, conn: Connection, state: RunState) -> None:
-        """The run's series and where each ends, in one query (a new run has none; a run
-        resumed, or recorded by another writer too, has its own)."""
+    def _load_series(self, conn: Connection, state: RunState, name: str | None = None) -> None:
+        """The run's series (or the one named) and where each ends, in one query (a new run
+        has none; a run resumed, or recorded by another writer too, has its own)."""
         series, points = TABLES["series"], TABLES["series_points"]
         last = sa.select(sa.func.max(points.c.seq)).where(points.c.series_id == series.c.id)
+        where = series.c.run_pk == state.run_pk
+        if name is not None:
+            where &= series.c.name == name
         found = conn.execute(
-            sa.select(series.c.name, series.c.id, last.scalar_subquery()).where(
-                series.c.run_pk == state.run_pk
-            )
+            sa.select(series.c.name, series.c.id, last.scalar_subquery()).where(where)
         )
-        for name, sid, seq in found:
-            state.series_ids[name] = sid
+        for found_name, sid, seq in found:
+            state.series_ids[found_name] = sid
             state.series_ends[sid] = 0 if seq is None else seq + 1
 
     def touch_run(
@@ -492,21 +493,16 @@ class Persister:
     def _series_id(self, conn: Connection, state: RunState, name: str) -> int:
         """A series the run did not have when its state was loaded: created here (it has no
         points), or found with its end if another writer of the run created it since."""
-        series, points = TABLES["series"], TABLES["series_points"]
+        series = TABLES["series"]
         insert = _dialect_insert(conn, series).values(run_pk=state.run_pk, name=name)
         sid = conn.execute(
             insert.on_conflict_do_nothing(index_elements=["run_pk", "name"]).returning(series.c.id)
         ).scalar()
-        end = 0
         if sid is None:
-            where = (series.c.run_pk == state.run_pk) & (series.c.name == name)
-            sid = conn.execute(sa.select(series.c.id).where(where)).scalar_one()
-            last = conn.execute(
-                sa.select(sa.func.max(points.c.seq)).where(points.c.series_id == sid)
-            ).scalar()
-            end = 0 if last is None else last + 1
+            self._load_series(conn, state, name)
+            return state.series_ids[name]
         state.series_ids[name] = sid
-        state.series_ends[sid] = end
+        state.series_ends[sid] = 0
         return sid
 
     # ----------------------------------------------------------------------------------------
