@@ -25,6 +25,7 @@ from sanctum_store import codec, forms, models, reader, rows, schema, summary
 from sanctum_store.labels import reward_mode_of
 from sanctum_store.layouts import LAYOUTS
 from sanctum_store.models import ROLES, TABLES
+from sanctum_store.statements import insert_returning, insert_rows
 from sanctum_store.status import RunStatus
 
 WRITER = f"{socket.gethostname()}:{os.getpid()}"
@@ -41,6 +42,10 @@ _OUTCOMES = (
 
 
 class _LRU(OrderedDict):
+    """A bounded cache; ``evicted`` once it has forgotten an entry."""
+
+    evicted = False
+
     def get_touch(self, key):
         value = self.get(key)
         if value is not None:
@@ -52,42 +57,7 @@ class _LRU(OrderedDict):
         self.move_to_end(key)
         if len(self) > _CACHE_LIMIT:
             self.popitem(last=False)
-
-
-_INSERTS: dict[tuple[str, str, tuple[str, ...]], tuple[str, list]] = {}
-
-
-def insert_rows(conn: Connection, table: sa.Table, rows_: list[dict]) -> None:
-    """Insert many rows (all with the same keys) in one driver ``executemany``.
-
-    The hot path of the writer: the statement is compiled once per table and key set, and
-    values go through SQLAlchemy's own bind processors (JSON, datetimes), but without the
-    per-row statement machinery of ``conn.execute(insert(table), rows)``. Consumes the dicts.
-    """
-    if not rows_:
-        return
-    keys = tuple(rows_[0])
-    dialect = conn.dialect
-    entry = _INSERTS.get((dialect.name, table.name, keys))
-    if entry is None:
-        quote = dialect.identifier_preparer.quote
-        marker = ":{}" if dialect.name == "sqlite" else "%({})s"
-        sql = (
-            f"INSERT INTO {quote(table.name)} ({', '.join(quote(k) for k in keys)}) "
-            f"VALUES ({', '.join(marker.format(k) for k in keys)})"
-        )
-        processors = []
-        for key in keys:
-            processor = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
-            if processor is not None:
-                processors.append((key, processor))
-        entry = _INSERTS[(dialect.name, table.name, keys)] = (sql, processors)
-    sql, processors = entry
-    if processors:
-        for row in rows_:
-            for key, processor in processors:
-                row[key] = processor(row[key])
-    conn.exec_driver_sql(sql, rows_)
+            self.evicted = True
 
 
 @dataclass
@@ -120,6 +90,7 @@ class RunState:
     """What has been stored for one run, to recognise repeats."""
 
     run_pk: int
+    created: bool = False  # this persister made the run: its caches know every record stored
     series_ids: dict[str, int] = field(default_factory=dict)
     series_ends: dict[int, int] = field(default_factory=dict)  # id -> next seq, until windowed
     windows: dict[int, Window] = field(default_factory=dict)
@@ -128,6 +99,13 @@ class RunState:
     keyed: _LRU = field(default_factory=_LRU)  # (table, key) -> (pk, tree)
     newest_batch: int | None = None  # the run's running batch (None: not looked up yet)
     seeds_due: bool = False  # a batch ended, or an ended one changed: derive its seeds
+
+    def knows(self, cache: _LRU) -> bool:
+        """Whether a record missing from the cache is not stored (so needs no lookup): the
+        run is this persister's own and the cache never forgot one. A second writer of the
+        same run would make an insert collide with its unique key: the transaction fails
+        and is retried cold (:meth:`Persister.forget`), never stored twice."""
+        return self.created and not cache.evicted
 
 
 @dataclass
@@ -158,7 +136,8 @@ class Persister:
         state = self.runs.get(run_id)
         if state is None:
             runs = TABLES["runs"]
-            pk = conn.execute(sa.select(runs.c.id).where(runs.c.run_id == run_id)).scalar()
+            pk = conn.execute(_RUN_PK, {"run_id": run_id}).scalar()
+            created = False
             if pk is None:
                 now = forms.to_utc(seen_at) if seen_at else forms.utcnow()
                 values = {
@@ -167,22 +146,26 @@ class Persister:
                     "last_seen": now,
                     "status": RunStatus.RUNNING.value,
                 }
-                insert = _dialect_insert(conn, runs).values(**values)
-                conn.execute(insert.on_conflict_do_nothing(index_elements=["run_id"]))
-                pk = conn.execute(sa.select(runs.c.id).where(runs.c.run_id == run_id)).scalar_one()
-            state = RunState(pk)
-            self._load_series(conn, state)
+                insert = _dialect_insert(conn, runs).values(**values)  # with the columns' defaults
+                insert = insert.on_conflict_do_nothing(index_elements=["run_id"])
+                pk = conn.execute(insert.returning(runs.c.id)).scalar()
+                created = pk is not None  # else another writer made it just now
+                if not created:
+                    pk = conn.execute(_RUN_PK, {"run_id": run_id}).scalar_one()
+            state = RunState(pk, created)
+            if not created:
+                self._load_series(conn, state)
             self.runs[run_id] = state
         return state
 
-    def _load_series(self, conn: Connection, state: RunState, name: str | None = None) -> None:
-        """The run's series (or the one named) and where each ends, in one query (a new run
+    def _load_series(self, conn: Connection, state: RunState, names: list | None = None) -> None:
+        """The run's series (or those named) and where each ends, in one query (a new run
         has none; a run resumed, or recorded by another writer too, has its own)."""
         series, points = TABLES["series"], TABLES["series_points"]
         last = sa.select(sa.func.max(points.c.seq)).where(points.c.series_id == series.c.id)
         where = series.c.run_pk == state.run_pk
-        if name is not None:
-            where &= series.c.name == name
+        if names is not None:
+            where &= series.c.name.in_(names)
         found = conn.execute(
             sa.select(series.c.name, series.c.id, last.scalar_subquery()).where(where)
         )
@@ -253,6 +236,9 @@ class Persister:
                 return existing, "present"
             kind = "same_moment"
 
+        # The run's first snapshot here: the series it lacks, in one statement.
+        if not state.windows and (names := self._new_series(state, tree)):
+            self.make_series(conn, state, names)
         pending = _Pending()
         row = rows.to_row(schema.SanctumSnapshot, tree)
         row.update(
@@ -264,7 +250,7 @@ class Persister:
         )
         self.add_series(conn, state, pending, row, schema.SanctumSnapshot, tree, "", "")
         self.add_events(conn, state, row, tree["event_log"])
-        snapshot_id = conn.execute(sa.insert(snapshots).returning(snapshots.c.id), row).scalar_one()
+        ((snapshot_id,),) = insert_returning(conn, snapshots, [row], ("id",))
 
         self.add_vitals(conn, snapshot_id, tree)
         self.add_tamiyo(conn, state, pending, snapshot_id, tree["tamiyo"])
@@ -399,7 +385,11 @@ class Persister:
             else:
                 missing.setdefault(key[0], {})[key[1]] = tree
         for table_name, trees in missing.items():
-            found = _value_ids(conn, table_name, state.run_pk, list(trees))
+            found = (
+                {}
+                if state.knows(state.values)
+                else _value_ids(conn, table_name, state.run_pk, list(trees))
+            )
             new = {digest: tree for digest, tree in trees.items() if digest not in found}
             if new:
                 found.update(self._insert_values(conn, state, table_name, new))
@@ -417,8 +407,7 @@ class Persister:
             row = rows.to_row(role.cls, tree) if role.cls is not None else {}
             row.update(run_pk=state.run_pk, digest=digest)
             value_rows.append(row)
-        insert_rows(conn, table, value_rows)
-        ids = _value_ids(conn, table_name, state.run_pk, list(new))
+        ids = dict(insert_returning(conn, table, value_rows, ("digest", "id")))
         if role.items is not None:
             self._insert_items(conn, role.items, [(ids[d], tree) for d, tree in new.items()])
         return ids
@@ -491,19 +480,40 @@ class Persister:
         return sid, start, len(values)
 
     def _series_id(self, conn: Connection, state: RunState, name: str) -> int:
-        """A series the run did not have when its state was loaded: created here (it has no
-        points), or found with its end if another writer of the run created it since."""
-        series = TABLES["series"]
-        insert = _dialect_insert(conn, series).values(run_pk=state.run_pk, name=name)
-        sid = conn.execute(
-            insert.on_conflict_do_nothing(index_elements=["run_pk", "name"]).returning(series.c.id)
-        ).scalar()
-        if sid is None:
-            self._load_series(conn, state, name)
-            return state.series_ids[name]
-        state.series_ids[name] = sid
-        state.series_ends[sid] = 0
-        return sid
+        self.make_series(conn, state, [name])
+        return state.series_ids[name]
+
+    def make_series(self, conn: Connection, state: RunState, names: list[str]) -> None:
+        """Series the run did not have when its state was loaded, in one statement: created
+        here (they have no points), or found with their ends if another writer of the run
+        created them since."""
+        wanted = [{"run_pk": state.run_pk, "name": name} for name in dict.fromkeys(names)]
+        made = insert_returning(
+            conn, TABLES["series"], wanted, ("name", "id"), unless=("run_pk", "name")
+        )
+        for name, sid in made:
+            state.series_ids[name] = sid
+            state.series_ends[sid] = 0
+        if len(made) < len(wanted):
+            self._load_series(conn, state, [n for n in names if n not in state.series_ids])
+
+    def _new_series(self, state: RunState, tree: dict) -> list[str]:
+        """The series a snapshot's histories need that the run does not have yet (the names
+        :meth:`add_series` gives them)."""
+        owners = [
+            (schema.SanctumSnapshot, tree, ""),
+            (schema.TamiyoState, tree["tamiyo"], "tamiyo."),
+        ]
+        owners += [(schema.EnvState, env, f"env{key}.") for key, env in tree["envs"].items()]
+        names = []
+        for cls, node, owner in owners:
+            for path, column, _ in rows.series_plan(cls):
+                values = node
+                for name in path:
+                    values = values[name]
+                if values and owner + column not in state.series_ids:
+                    names.append(owner + column)
+        return names
 
     # ----------------------------------------------------------------------------------------
     # The event log: a window over the run's events
@@ -587,21 +597,16 @@ class Persister:
         if cached is not None:
             return cached
         table, role = TABLES[table_name], ROLES[table_name]
-        found = (
-            conn.execute(
-                sa.select(table).where(
-                    table.c.run_pk == state.run_pk, table.c[role.key.column] == key
-                )
-            )
-            .mappings()
-            .first()
-        )
+        found = None
+        if not state.knows(state.keyed):
+            lookup = conn.execute(_KEYED[table_name], {"run_pk": state.run_pk, "key": key})
+            found = lookup.mappings().first()
         if found is not None:
             entry = (found["id"], reader.keyed_tree(conn, table_name, found))
         else:
             row = self._keyed_row(conn, state, role.cls, item)
             row.update(run_pk=state.run_pk, **{role.key.column: key})
-            pk = conn.execute(sa.insert(table).returning(table.c.id), row).scalar_one()
+            ((pk,),) = insert_returning(conn, table, [row], ("id",))
             if role.items is not None:
                 self._insert_items(conn, role.items, [(pk, item)])
             entry = (pk, item)
@@ -663,6 +668,14 @@ _SAME_SNAPSHOT = sa.select(TABLES["snapshots"].c.id).where(
     TABLES["snapshots"].c.run_pk == sa.bindparam("run_pk"),
     TABLES["snapshots"].c.dedup_key == sa.bindparam("dedup_key"),
 )
+_RUN_PK = sa.select(TABLES["runs"].c.id).where(TABLES["runs"].c.run_id == sa.bindparam("run_id"))
+_KEYED = {
+    name: sa.select(TABLES[name]).where(
+        TABLES[name].c.run_pk == sa.bindparam("run_pk"),
+        TABLES[name].c[ROLES[name].key.column] == sa.bindparam("key"),
+    )
+    for name in models.tables_of("keyed")
+}
 _VALUE_IDS = {
     name: sa.select(TABLES[name].c.digest, TABLES[name].c.id).where(
         TABLES[name].c.run_pk == sa.bindparam("run_pk"),
