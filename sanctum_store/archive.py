@@ -159,7 +159,13 @@ class Archive:
         nothing of the batch. ``dry_run`` rolls the transaction back: nothing is stored,
         whatever happens."""
         try:
-            return self._store_batch(items, dry_run)
+            try:
+                return self._store_batch(items, dry_run)
+            except sa.exc.IntegrityError:
+                # What this archive remembers of a run is stale when another archive stored
+                # some of the run since (it collides on a sequence or a record's key): the
+                # failed transaction forgot it; once more, looking everything up.
+                return self._store_batch(items, dry_run)
         except sa.exc.DataError as e:
             raise refused_value(items, e) from e
 
