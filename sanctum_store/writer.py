@@ -341,6 +341,10 @@ class SnapshotWriter:
     # ----------------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:  # open now, while the training loop makes its first snapshot
+            self._open()
+        except Exception:  # the first store retries it, and counts and logs what fails
+            log.debug("sanctum writer: opening the archive at start failed", exc_info=True)
         last_beat = time.monotonic()
         while True:
             try:

@@ -177,6 +177,23 @@ def test_a_location_that_can_never_hold_an_archive_is_refused_not_retried(tmp_pa
     assert "is a directory, not an archive" in caplog.text
 
 
+def test_the_archive_is_opened_at_start_not_at_the_first_snapshot(tmp_path):
+    """The writer opens (and on a new file creates) its archive as soon as it starts, while
+    the training loop makes its first snapshot: the first snapshot does not pay for it."""
+    path = tmp_path / "opened.db"
+    writer = SnapshotWriter(f"sqlite:///{path}", run_id="early")
+    try:
+        deadline = time.monotonic() + 30
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert path.exists()
+        assert writer.stats.written == 0
+    finally:
+        writer.close(finish=False)
+    tables = sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    assert "snapshots" in {name for (name,) in tables}
+
+
 def test_transient_errors_are_recognised():
     assert is_transient(sa.exc.OperationalError("x", {}, Exception("database is locked")))
     assert not is_transient(sa.exc.IntegrityError("x", {}, Exception("unique")))
