@@ -10,6 +10,7 @@ transaction.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
@@ -44,25 +45,28 @@ def _names(conn: Connection, table: sa.Table, keys: Iterable[str]) -> tuple[str,
 
 
 def insert_rows(conn: Connection, table: sa.Table, rows: list[dict]) -> None:
-    """Insert many rows (all with the same keys) in one driver ``executemany``. Consumes the
-    dicts (their values become the driver's)."""
+    """Insert many rows (all with the same keys) in one driver ``executemany``, their values
+    passed by position (the drivers bind a tuple faster than they look names up in a dict).
+    Consumes the dicts (their values become the driver's)."""
     if not rows:
         return
     keys = tuple(rows[0])
     dialect = conn.dialect.name
     entry = _BUILT.get((dialect, table.name, keys))
     if entry is None:
-        marker = ":{}" if dialect == "sqlite" else "%({})s"
+        marker = "?" if dialect == "sqlite" else "%s"
         name, columns = _names(conn, table, keys)
-        values = ", ".join(marker.format(k) for k in keys)
-        sql = f"INSERT INTO {name} ({columns}) VALUES ({values})"
+        sql = f"INSERT INTO {name} ({columns}) VALUES ({', '.join([marker] * len(keys))})"
         entry = _BUILT[(dialect, table.name, keys)] = (sql, _processors(conn, table, keys))
     sql, processors = entry
-    if processors:
-        for row in rows:
-            for _, key, processor in processors:
-                row[key] = processor(row[key])
-    conn.exec_driver_sql(sql, rows)
+    for row in rows if processors else ():
+        for _, key, processor in processors:
+            row[key] = processor(row[key])
+    values = operator.itemgetter(*keys)
+    if len(keys) == 1:
+        conn.exec_driver_sql(sql, [(values(row),) for row in rows])
+    else:
+        conn.exec_driver_sql(sql, [values(row) for row in rows])
 
 
 def insert_returning(
