@@ -64,6 +64,13 @@ class WriteRecorder:
         return taken
 
 
+def rows_of(statement: str, parameters, many: bool) -> int:
+    """Rows one captured statement writes: one per parameter set, or per VALUES tuple."""
+    if many:
+        return len(parameters)
+    return statement.count("), (") + 1 if " VALUES (" in statement else 1
+
+
 def raw_replay(path: Path, batches: list[list[tuple[str, object, bool]]]) -> list[float]:
     """Time raw sqlite3 inserts of the captured row sets, one transaction per snapshot."""
     Archive(f"sqlite:///{path}").close()  # same schema
@@ -112,7 +119,7 @@ def persist_ratio(workdir: Path, n_envs: int, n: int) -> dict:
     raw = raw_replay(workdir / f"raw-{n_envs}.db", batches)
     ours_ms = statistics.median(ours[1:]) * 1e3
     raw_ms = statistics.median(raw[1:]) * 1e3
-    rows = sum(len(p) if many else 1 for s, p, many in batches[-1])
+    rows = sum(rows_of(*statement) for statement in batches[-1])
     return {
         "envs": n_envs,
         "ours_ms": ours_ms,

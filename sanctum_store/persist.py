@@ -25,7 +25,7 @@ from sanctum_store import codec, forms, models, reader, rows, schema, summary
 from sanctum_store.labels import reward_mode_of
 from sanctum_store.layouts import LAYOUTS
 from sanctum_store.models import ROLES, TABLES
-from sanctum_store.statements import insert_returning, insert_rows
+from sanctum_store.statements import insert_returning, insert_rows, update_rows
 from sanctum_store.status import RunStatus
 
 WRITER = f"{socket.gethostname()}:{os.getpid()}"
@@ -34,6 +34,7 @@ _CACHE_LIMIT = 20_000
 
 # A run's outcomes (sanctum_store.summary), recomputed with every batch: built once.
 _PICKS = summary.picks()
+_TOUCH: dict[tuple[str, ...], sa.Update] = {}  # the run row's update, per key set
 _OUTCOMES = (
     sa.update(TABLES["runs"])
     .where(TABLES["runs"].c.id == sa.bindparam("run_pk"))
@@ -200,11 +201,21 @@ class Persister:
             "status": RunStatus.RUNNING.value,
             "finished_at": None,
             "writer": WRITER,
-            "snapshot_count": runs.c.snapshot_count + added,
-            **_PICKS,
         }
         rows.to_row(schema.RunConfig, tree["run_config"], "config_", values)
-        conn.execute(sa.update(runs).where(runs.c.id == state.run_pk).values(**values))
+        statement = _TOUCH.get(tuple(values))
+        if statement is None:  # built once per key set (SQLAlchemy then reuses its compiled form)
+            statement = _TOUCH[tuple(values)] = (
+                sa.update(runs)
+                .where(runs.c.id == sa.bindparam("run_pk_"))
+                .values(
+                    {k: sa.bindparam(f"v_{k}", type_=runs.c[k].type) for k in values}
+                    | {"snapshot_count": runs.c.snapshot_count + sa.bindparam("added_")}
+                    | _PICKS
+                )
+            )
+        parameters = {f"v_{k}": v for k, v in values.items()}
+        conn.execute(statement, {**parameters, "run_pk_": state.run_pk, "added_": added})
         conn.execute(_OUTCOMES, {"run_pk": state.run_pk})
 
     # ----------------------------------------------------------------------------------------
@@ -635,31 +646,23 @@ class Persister:
         # Usually a completed outcome: touch only the columns that changed.
         changed = {k: v for k, v in after.items() if repr(v) != repr(before.get(k))}
         if changed:
-            conn.execute(sa.update(table).where(table.c.id == pk).values(changed))
+            update_rows(conn, table, [{**changed, "id": pk}], where=("id",))
         items = role.items
         if items is not None and not rows.same(old[items.field], new[items.field]):
             children = TABLES[items.table]
             conn.execute(sa.delete(children).where(children.c[items.parent_column] == pk))
             self._insert_items(conn, items, [(pk, new)])
-        fk = links.c[role.key.link_column]
-        query = sa.select(links.c.snapshot_id, links.c.position, links.c.overlay).where(fk == pk)
         updates = [
             {
-                "s": snapshot_id,
-                "p": position,
-                "o": rows.make_overlay(role.cls, new, rows.apply_overlay(role.cls, old, overlay)),
+                "overlay": rows.make_overlay(
+                    role.cls, new, rows.apply_overlay(role.cls, old, overlay)
+                ),
+                "snapshot_id": snapshot_id,
+                "position": position,
             }
-            for snapshot_id, position, overlay in conn.execute(query)
+            for snapshot_id, position, overlay in conn.execute(_LINKS[table_name], {"pk": pk})
         ]
-        if updates:
-            conn.execute(
-                sa.update(links)
-                .where(
-                    links.c.snapshot_id == sa.bindparam("s"), links.c.position == sa.bindparam("p")
-                )
-                .values(overlay=sa.bindparam("o")),
-                updates,
-            )
+        update_rows(conn, links, updates, where=("snapshot_id", "position"))
         state.keyed.put((table_name, key), (pk, new))
 
 
@@ -674,6 +677,14 @@ _KEYED = {
         TABLES[name].c.run_pk == sa.bindparam("run_pk"),
         TABLES[name].c[ROLES[name].key.column] == sa.bindparam("key"),
     )
+    for name in models.tables_of("keyed")
+}
+_LINKS = {  # the links to a keyed record, and the version each stands for
+    name: sa.select(
+        (links := TABLES[ROLES[name].key.link_table]).c.snapshot_id,
+        links.c.position,
+        links.c.overlay,
+    ).where(links.c[ROLES[name].key.link_column] == sa.bindparam("pk"))
     for name in models.tables_of("keyed")
 }
 _VALUE_IDS = {

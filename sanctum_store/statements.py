@@ -110,3 +110,30 @@ def insert_returning(
         statement = sql.format(", ".join([one] * len(chunk)))
         out.extend(tuple(r) for r in conn.exec_driver_sql(statement, tuple(parameters)))
     return out
+
+
+def update_rows(conn: Connection, table: sa.Table, rows: list[dict], where: Sequence[str]) -> None:
+    """Update rows (all with the same keys) in one driver ``executemany``: each row's
+    ``where`` columns name the row, its other columns are set."""
+    if not rows:
+        return
+    keys = tuple(rows[0])
+    dialect = conn.dialect.name
+    cache_key = (dialect, table.name, keys, tuple(where), "update")
+    entry = _BUILT.get(cache_key)
+    if entry is None:
+        marker = "?" if dialect == "sqlite" else "%s"
+        quote = conn.dialect.identifier_preparer.quote
+        order = [k for k in keys if k not in where] + list(where)
+        assignments = ", ".join(f"{quote(k)} = {marker}" for k in order[: len(keys) - len(where)])
+        condition = " AND ".join(f"{quote(k)} = {marker}" for k in where)
+        sql = f"UPDATE {quote(table.name)} SET {assignments} WHERE {condition}"
+        entry = _BUILT[cache_key] = (sql, (order, _processors(conn, table, order)))
+    sql, (order, processors) = entry
+    parameters = []
+    for row in rows:
+        values = [row[k] for k in order]
+        for position, _, processor in processors:
+            values[position] = processor(values[position])
+        parameters.append(tuple(values))
+    conn.exec_driver_sql(sql, parameters)
