@@ -14,10 +14,13 @@ run's :func:`~sanctum_store.queries.run_series` and its latest snapshot) in a lo
 ``--read-pause`` seconds between rounds (a user clicking fast), for ``--seconds``. ``--saturate`` removes the writers' pacing: they write as fast as their queues
 take snapshots, which measures how many snapshots per second the archive stores at most.
 
-The writers start together; the first ``--warmup`` seconds (default 10) are reported apart:
-there every process opens the archive and runs its first, cold transactions (SQLAlchemy
-compiling its statements, the run's first rows), which on a small machine all compete for the
-same cores. The figures with targets are those of the ``--seconds`` after.
+Each writer process makes its :class:`~sanctum_store.SnapshotWriter` before the start, as a
+training script does before its first batch (the writer opens the archive at once, while the
+loop trains). The writers start together; the first ``--warmup`` seconds (default 10) are
+reported apart: there every process runs its first, cold transactions (SQLAlchemy compiling
+its statements, the run's first rows, its whole history windows), which on a small machine
+all compete for the same cores. The figures with targets are those of the ``--seconds``
+after.
 
 *Write-to-durable* is the time from ``writer.write(snapshot)`` on the training thread to the
 moment the writer's ``stats.written`` counts it (it counts after the commit, in write order),
@@ -85,11 +88,13 @@ def writer_process(index: int, args: dict, ready, go, results) -> None:
         n = SATURATE_POOL if args["saturate"] else math.ceil(span / args["every"]) + 1
         pool = list(demo.snapshot_stream(ENVS, SLOTS, n, seed=index))
         run_id = f"bench-{args['tag']}-w{index:02d}"
+        # Made as a training script makes it, before its first batch: it opens the archive
+        # while the loop trains (here: while the other processes get ready).
+        writer = SnapshotWriter(args["url"], run_id=run_id, **args["writer_options"])
         ready.put(index)
         go.wait()
         start = time.monotonic()
         end = start + span
-        writer = SnapshotWriter(args["url"], run_id=run_id, **args["writer_options"])
         durable: list[float] = []
         done = threading.Event()
 
@@ -327,8 +332,8 @@ def main() -> int:
         print(error, file=sys.stderr)
     if args.warmup:
         print(
-            f"start-up ({args.warmup:g} s: every writer opening the archive, its first"
-            f" transactions cold): write-to-durable p99 {r['startup_p99']:.3f} s,"
+            f"start-up ({args.warmup:g} s: every writer's first transactions cold):"
+            f" write-to-durable p99 {r['startup_p99']:.3f} s,"
             f" max {r['startup_max']:.3f} s"
         )
     target = "not a target: saturated" if args.saturate else f"target <= {P99_TARGET:g} s"
