@@ -578,9 +578,11 @@ class Persister:
         if not items:
             return
         role = ROLES[table_name]
+        keyed = [(rows.record_key(role.key, item), item) for item in items]
+        if state.knows(state.keyed):
+            self._insert_keyed(conn, state, table_name, keyed)
         placed, latest = [], {}
-        for item in items:
-            key = rows.record_key(role.key, item)
+        for key, item in keyed:
             pk, canonical = self._keyed(conn, state, table_name, key, item)
             if not rows.same(canonical, item):
                 # The newest version becomes the row; older links keep theirs as overlays.
@@ -602,6 +604,32 @@ class Persister:
             for position, (key, pk, item, canonical) in enumerate(placed)
         ]
         insert_rows(conn, TABLES[role.key.link_table], links)
+
+    def _insert_keyed(
+        self, conn: Connection, state: RunState, table_name: str, keyed: list[tuple[str, dict]]
+    ) -> None:
+        """Store the records the run has not stored yet (it knows which: see
+        :meth:`RunState.knows`) in one statement, and their child rows in another; a key
+        shown twice is stored in its first version."""
+        new = {}
+        for key, item in keyed:
+            if key not in new and state.keyed.get_touch((table_name, key)) is None:
+                new[key] = item
+        if not new:
+            return
+        table, role = TABLES[table_name], ROLES[table_name]
+        new_rows = []
+        for key, item in new.items():
+            row = rows.to_row(role.cls, item)
+            row.update(run_pk=state.run_pk, **{role.key.column: key})
+            new_rows.append((row, role.cls, item))
+        self.add_refs_bulk(conn, state, new_rows)
+        new_rows = [row for row, _, _ in new_rows]
+        ids = dict(insert_returning(conn, table, new_rows, (role.key.column, "id")))
+        if role.items is not None:
+            self._insert_items(conn, role.items, [(ids[key], item) for key, item in new.items()])
+        for key, item in new.items():
+            state.keyed.put((table_name, key), (ids[key], item))
 
     def _keyed(self, conn: Connection, state: RunState, table_name: str, key: str, item: dict):
         cached = state.keyed.get_touch((table_name, key))
