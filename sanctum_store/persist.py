@@ -608,9 +608,9 @@ class Persister:
     def _insert_keyed(
         self, conn: Connection, state: RunState, table_name: str, keyed: list[tuple[str, dict]]
     ) -> None:
-        """Store the records the run has not stored yet (it knows which: see
-        :meth:`RunState.knows`) in one statement, and their child rows in another; a key
-        shown twice is stored in its first version."""
+        """Store records the run has not stored (known from :meth:`RunState.knows`, or looked
+        up) in one statement, and their child rows in another; a key shown twice is stored
+        in its first version."""
         new = {}
         for key, item in keyed:
             if key not in new and state.keyed.get_touch((table_name, key)) is None:
@@ -635,20 +635,14 @@ class Persister:
         cached = state.keyed.get_touch((table_name, key))
         if cached is not None:
             return cached
-        table, role = TABLES[table_name], ROLES[table_name]
         found = None
         if not state.knows(state.keyed):
             lookup = conn.execute(_KEYED[table_name], {"run_pk": state.run_pk, "key": key})
             found = lookup.mappings().first()
-        if found is not None:
-            entry = (found["id"], reader.keyed_tree(conn, table_name, found))
-        else:
-            row = self._keyed_row(conn, state, role.cls, item)
-            row.update(run_pk=state.run_pk, **{role.key.column: key})
-            ((pk,),) = insert_returning(conn, table, [row], ("id",))
-            if role.items is not None:
-                self._insert_items(conn, role.items, [(pk, item)])
-            entry = (pk, item)
+        if found is None:
+            self._insert_keyed(conn, state, table_name, [(key, item)])
+            return state.keyed.get_touch((table_name, key))
+        entry = (found["id"], reader.keyed_tree(conn, table_name, found))
         state.keyed.put((table_name, key), entry)
         return entry
 
@@ -709,10 +703,8 @@ _KEYED = {
 }
 _LINKS = {  # the links to a keyed record, and the version each stands for
     name: sa.select(
-        (links := TABLES[ROLES[name].key.link_table]).c.snapshot_id,
-        links.c.position,
-        links.c.overlay,
-    ).where(links.c[ROLES[name].key.link_column] == sa.bindparam("pk"))
+        TABLES[ROLES[name].key.link_table].c["snapshot_id", "position", "overlay"]
+    ).where(TABLES[ROLES[name].key.link_table].c[ROLES[name].key.link_column] == sa.bindparam("pk"))
     for name in models.tables_of("keyed")
 }
 _VALUE_IDS = {
