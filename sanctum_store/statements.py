@@ -11,7 +11,7 @@ transaction.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -23,11 +23,11 @@ _MAX_PARAMETERS = 30_000
 
 _PROCESSED = (TypeDecorator, sa.DateTime, sa.Boolean, sa.JSON)
 
-_BUILT: dict[tuple, tuple[str, list]] = {}
+_BUILT: dict[tuple, tuple[str, tuple[str, ...], list]] = {}  # (sql, its columns, processors)
 
 
 def _processors(conn: Connection, table: sa.Table, keys: Sequence[str]) -> list:
-    """(position, key, processor) of the columns whose values the driver cannot take as they are."""
+    """(position, processor) of the columns whose values the driver cannot take as they are."""
     dialect = conn.dialect
     out = []
     for position, key in enumerate(keys):
@@ -35,38 +35,55 @@ def _processors(conn: Connection, table: sa.Table, keys: Sequence[str]) -> list:
         if isinstance(type_, _PROCESSED):
             processor = type_.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
-                out.append((position, key, processor))
+                out.append((position, processor))
     return out
 
 
-def _names(conn: Connection, table: sa.Table, keys: Iterable[str]) -> tuple[str, str]:
-    quote = conn.dialect.identifier_preparer.quote
-    return quote(table.name), ", ".join(quote(k) for k in keys)
+def _built(conn: Connection, table: sa.Table, kind: tuple, keys: tuple, make) -> tuple:
+    """A statement of ``kind`` for these columns, built once: ``make(quote, marker)`` gives
+    its SQL and the order its parameters are bound in."""
+    cache_key = (conn.dialect.name, table.name, keys, *kind)
+    entry = _BUILT.get(cache_key)
+    if entry is None:
+        sql, order = make(conn.dialect.identifier_preparer.quote, _marker(conn))
+        entry = _BUILT[cache_key] = (sql, order, _processors(conn, table, order))
+    return entry
+
+
+def _marker(conn: Connection) -> str:
+    """The driver's positional parameter marker."""
+    return "?" if conn.dialect.name == "sqlite" else "%s"
+
+
+def _bound(rows: list[dict], order: tuple[str, ...], processors: list) -> list[tuple]:
+    """Each row's values in ``order``, in the driver's form."""
+    get = operator.itemgetter(*order)
+    values = [(get(row),) for row in rows] if len(order) == 1 else [get(row) for row in rows]
+    if not processors:
+        return values
+    out = []
+    for row_values in values:
+        row_values = list(row_values)
+        for position, processor in processors:
+            row_values[position] = processor(row_values[position])
+        out.append(tuple(row_values))
+    return out
 
 
 def insert_rows(conn: Connection, table: sa.Table, rows: list[dict]) -> None:
     """Insert many rows (all with the same keys) in one driver ``executemany``, their values
-    passed by position (the drivers bind a tuple faster than they look names up in a dict).
-    Consumes the dicts (their values become the driver's)."""
+    passed by position (the drivers bind a tuple faster than they look names up in a dict)."""
     if not rows:
         return
     keys = tuple(rows[0])
-    dialect = conn.dialect.name
-    entry = _BUILT.get((dialect, table.name, keys))
-    if entry is None:
-        marker = "?" if dialect == "sqlite" else "%s"
-        name, columns = _names(conn, table, keys)
-        sql = f"INSERT INTO {name} ({columns}) VALUES ({', '.join([marker] * len(keys))})"
-        entry = _BUILT[(dialect, table.name, keys)] = (sql, _processors(conn, table, keys))
-    sql, processors = entry
-    for row in rows if processors else ():
-        for _, key, processor in processors:
-            row[key] = processor(row[key])
-    values = operator.itemgetter(*keys)
-    if len(keys) == 1:
-        conn.exec_driver_sql(sql, [(values(row),) for row in rows])
-    else:
-        conn.exec_driver_sql(sql, [values(row) for row in rows])
+
+    def make(quote, marker):
+        columns = ", ".join(map(quote, keys))
+        values = ", ".join([marker] * len(keys))
+        return f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({values})", keys
+
+    sql, order, processors = _built(conn, table, ("insert",), keys, make)
+    conn.exec_driver_sql(sql, _bound(rows, order, processors))
 
 
 def insert_returning(
@@ -84,31 +101,24 @@ def insert_returning(
     if not rows:
         return []
     keys = tuple(rows[0])
-    dialect = conn.dialect.name
-    marker = "?" if dialect == "sqlite" else "%s"
-    cache_key = (dialect, table.name, keys, tuple(returning), tuple(unless), "returning")
-    entry = _BUILT.get(cache_key)
-    if entry is None:
-        name, columns = _names(conn, table, keys)
-        quote = conn.dialect.identifier_preparer.quote
+
+    def make(quote, marker):
+        columns = ", ".join(map(quote, keys))
         conflict = f" ON CONFLICT ({', '.join(map(quote, unless))}) DO NOTHING" if unless else ""
         tail = f"{conflict} RETURNING {', '.join(map(quote, returning))}"
-        sql = f"INSERT INTO {name} ({columns}) VALUES {{}}{tail}"
-        entry = _BUILT[cache_key] = (sql, _processors(conn, table, keys))
-    sql, processors = entry
-    one = "(" + ", ".join([marker] * len(keys)) + ")"
+        # {} stands for the rows' value tuples, as many as a chunk has
+        return f"INSERT INTO {quote(table.name)} ({columns}) VALUES {{}}{tail}", keys
+
+    kind = ("returning", tuple(returning), tuple(unless))
+    sql, order, processors = _built(conn, table, kind, keys, make)
+    one = "(" + ", ".join([_marker(conn)] * len(keys)) + ")"
     per_statement = max(1, _MAX_PARAMETERS // len(keys))
     out: list[tuple] = []
     for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        parameters = []
-        for row in chunk:
-            values = [row[k] for k in keys]
-            for position, _, processor in processors:
-                values[position] = processor(values[position])
-            parameters.extend(values)
+        chunk = _bound(rows[start : start + per_statement], order, processors)
         statement = sql.format(", ".join([one] * len(chunk)))
-        out.extend(tuple(r) for r in conn.exec_driver_sql(statement, tuple(parameters)))
+        parameters = tuple(value for row_values in chunk for value in row_values)
+        out.extend(tuple(r) for r in conn.exec_driver_sql(statement, parameters))
     return out
 
 
@@ -118,22 +128,12 @@ def update_rows(conn: Connection, table: sa.Table, rows: list[dict], where: Sequ
     if not rows:
         return
     keys = tuple(rows[0])
-    dialect = conn.dialect.name
-    cache_key = (dialect, table.name, keys, tuple(where), "update")
-    entry = _BUILT.get(cache_key)
-    if entry is None:
-        marker = "?" if dialect == "sqlite" else "%s"
-        quote = conn.dialect.identifier_preparer.quote
-        order = [k for k in keys if k not in where] + list(where)
+
+    def make(quote, marker):
+        order = tuple(k for k in keys if k not in where) + tuple(where)
         assignments = ", ".join(f"{quote(k)} = {marker}" for k in order[: len(keys) - len(where)])
         condition = " AND ".join(f"{quote(k)} = {marker}" for k in where)
-        sql = f"UPDATE {quote(table.name)} SET {assignments} WHERE {condition}"
-        entry = _BUILT[cache_key] = (sql, (order, _processors(conn, table, order)))
-    sql, (order, processors) = entry
-    parameters = []
-    for row in rows:
-        values = [row[k] for k in order]
-        for position, _, processor in processors:
-            values[position] = processor(values[position])
-        parameters.append(tuple(values))
-    conn.exec_driver_sql(sql, parameters)
+        return f"UPDATE {quote(table.name)} SET {assignments} WHERE {condition}", order
+
+    sql, order, processors = _built(conn, table, ("update", tuple(where)), keys, make)
+    conn.exec_driver_sql(sql, _bound(rows, order, processors))
