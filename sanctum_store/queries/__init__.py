@@ -34,13 +34,14 @@ Definitions (they matter when comparing runs):
 The package's modules, one concern each: :mod:`.runs` (listing, outcomes, look-ups),
 :mod:`.series` (metrics over time), :mod:`.leaderboard`, :mod:`.seeds` (lifecycles),
 :mod:`.decisions`, :mod:`.attribution`, :mod:`.events`, :mod:`.episodes` (how each episode
-ended); every public name is available here.
+ended), :mod:`.confounders` (what makes a run untrustworthy evidence); every public name is available here.
 Run outcomes and seeds are read from what :mod:`sanctum_store.summary` keeps.
 """
 
 from sanctum_store.expressions import PRUNED_STAGES, STAGES
 from sanctum_store.queries._base import COHORT_ATTRIBUTES, OUTCOME_METRICS, read_connection
 from sanctum_store.queries.attribution import SYNERGY_COLUMNS, shapley_ranking, synergy
+from sanctum_store.queries.confounders import CONFOUNDER_COLUMNS, run_confounders
 from sanctum_store.queries.decisions import (
     DECISION_COLUMNS,
     HEADS,
@@ -103,6 +104,7 @@ from sanctum_store.queries.series import (
 __all__ = [
     "COHORT_ATTRIBUTES",
     "COHORT_CURVE_COLUMNS",
+    "CONFOUNDER_COLUMNS",
     "DECISION_COLUMNS",
     "EPISODE_COLUMNS",
     "EPISODE_CURVE_COLUMNS",
@@ -141,6 +143,7 @@ __all__ = [
     "list_runs",
     "prune_reasons",
     "read_connection",
+    "run_confounders",
     "run_episode_means",
     "run_facets",
     "run_index",
