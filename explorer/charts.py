@@ -302,6 +302,48 @@ def distribution(
     return _sized(alt.layer(box, points), "distribution", title=title, height=height)
 
 
+def paired_outcomes(
+    df: pd.DataFrame,
+    *,
+    group: str,
+    value: str,
+    pair: str,
+    title: str = "",
+    group_title: str | None = None,
+    value_title: str | None = None,
+    domain: Sequence[object] | None = None,
+    height: int = 220,
+) -> alt.Chart:
+    """Per-run outcomes by group, every run a point (at most :data:`POINTS_PER_GROUP` per
+    group); the runs of one pair (``pair``: the same seed in every group) joined by a line."""
+    df = df.dropna(subset=[value]).assign(**{group: lambda d: labels(d[group])})
+    df = df.sample(frac=1.0, random_state=0).groupby(group, sort=False).head(POINTS_PER_GROUP)
+    _check_size(df, group)
+    order = [str(v) for v in domain] if domain else sorted(df[group].unique())
+    order = [v for v in order if v in set(df[group])]
+    base = alt.Chart(df).encode(
+        x=alt.X(f"{group}:N", title=title_for(group, group_title), sort=order),
+        y=alt.Y(f"{value}:Q", title=title_for(value, value_title), scale=alt.Scale(zero=False)),
+    )
+    paired = df[df[pair].notna()]
+    lines = (
+        alt.Chart(paired)
+        .mark_line(color=NEUTRAL, opacity=0.5, strokeWidth=1)
+        .encode(
+            x=alt.X(f"{group}:N", sort=order),
+            y=f"{value}:Q",
+            detail=f"{pair}:N",
+            order=alt.Order(f"{group}:N", sort="ascending"),
+        )
+    )
+    tooltip = [c for c in ("run_id", group, value, pair) if c in df.columns]
+    points = base.mark_circle(size=60, opacity=0.9).encode(
+        color=alt.Color(f"{group}:N", legend=None, scale=color_scale(domain or order)),
+        tooltip=tooltip,
+    )
+    return _sized(alt.layer(lines, points), "paired_outcomes", title=title, height=height)
+
+
 def stacked_bars(
     df: pd.DataFrame,
     *,

@@ -219,6 +219,20 @@ def cohort_statistics(
     )
 
 
+@st.cache_data(ttl=FRESH_FOR, show_spinner=False, max_entries=64)
+def _experiment(url: str, settings: dict[str, Any]):
+    from sanctum_store import experiments
+
+    return experiments.evaluate(archive(url).engine, **settings)
+
+
+def experiment(**settings: Any):
+    """``sanctum_store.experiments.evaluate`` of the open archive, its settings as given (the
+    CLI's ``verdict`` takes the same, so page and CLI show the same numbers). Cached: the
+    bootstrap takes a moment on many runs."""
+    return _experiment(archive_url(), settings)
+
+
 def cohort_domain(attribute: str) -> list[str]:
     """Every value ``attribute`` takes across the archive's runs (as text, sorted): the order
     cohorts take the palette's colours in, so a cohort has one colour on every page."""

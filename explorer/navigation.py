@@ -28,6 +28,7 @@ PAGES: tuple[Page, ...] = (
     Page("views/run_detail.py", "Run detail", "Runs"),
     Page("views/compare.py", "Compare", "Runs"),
     Page("views/leaderboard.py", "Leaderboard", "Runs"),
+    Page("views/experiment.py", "Experiment (verdict)", "Analysis"),
     Page("views/cohorts.py", "Cohorts (A/B)", "Analysis"),
     Page("views/lifecycle.py", "Lifecycle", "Analysis"),
     Page("views/decisions.py", "Decisions", "Analysis"),

@@ -100,6 +100,7 @@ PROFILE_COLUMNS = ("cohort", "tau", "fraction", "ci_low", "ci_high")
 CURVE_COLUMNS = ("cohort", "batch", "n", "iqm", "ci_low", "ci_high")
 #: What :func:`evaluate_frame` reads, one row per run.
 RUN_FRAME_COLUMNS = ("run_id", "cohort", "stratum", "pair_key", "value", "reward_mode")
+RUNS_COLUMNS = ("run_id", "cohort", "stratum", "value", "used", "pair")
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,9 @@ class Evaluation:
     #: Comparisons and decisions the other way: confounded runs included when they were
     #: excluded, and the reverse (columns: :data:`COMPARISON_COLUMNS`, then ``decision``).
     sensitivity: pd.DataFrame
+    #: Every run considered (:data:`RUNS_COLUMNS`): ``used`` when its outcome counts, ``pair``
+    #: (``stratum/seed``) when it pairs with a baseline run.
+    runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     settings: dict = field(default_factory=dict)
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -144,6 +148,7 @@ class Evaluation:
             "profiles": self.profiles,
             "curves": self.curves,
             "sensitivity": self.sensitivity,
+            "runs": self.runs,
         }
 
     def to_json(self) -> str:
@@ -349,12 +354,22 @@ def evaluate_frame(
         profiles=_profiles(kept, study),
         curves=_curves(kept, episodes, curve_study),
         sensitivity=other,
+        runs=_runs_table(runs, kept, study),
         settings={
             **(settings or {}),
             "thresholds": thresholds,
             "exclude_confounded": exclude_confounded,
         },
     )
+
+
+def _runs_table(runs: pd.DataFrame, kept: pd.DataFrame, study: _Study) -> pd.DataFrame:
+    keys = kept[kept["pair_key"].notna()]
+    key = keys["stratum"].astype(str) + "/" + keys["pair_key"].astype(str)
+    in_base = set(key[keys["cohort"] == study.baseline])
+    elsewhere = set(key[keys["cohort"] != study.baseline])
+    paired = pd.Series(key.where(key.isin(in_base & elsewhere)), index=keys.index)
+    return runs.assign(used=runs["run_id"].isin(kept["run_id"]), pair=paired)[list(RUNS_COLUMNS)]
 
 
 @dataclass(frozen=True)

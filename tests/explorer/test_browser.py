@@ -170,6 +170,7 @@ PAGES = {
     "run_detail": ("run_detail?run={finished}", CHART, 9),
     "compare": ("compare", CHART, 1),
     "leaderboard": ("leaderboard", TABLE, 0),
+    "experiment": ("experiment", CHART, 3),
     "cohorts": ("cohorts", CHART, 2),
     "lifecycle": ("lifecycle", CHART, 3),
     "decisions": ("decisions", CHART, 4),
