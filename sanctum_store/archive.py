@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -204,6 +205,13 @@ class Archive:
                 if not isinstance(e, _DryRun):
                     raise
         return out
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[sa.Connection]:
+        """A write transaction beside the training writer's path (saved experiments), taken
+        in turn with the archive's saves."""
+        with self._lock, self._write_engine.begin() as conn:
+            yield conn
 
     def heartbeat(self, run_ids: list[str], at: datetime | None = None) -> None:
         """Record that the runs' writer is alive (without a snapshot)."""

@@ -9,19 +9,14 @@ from pathlib import Path
 
 import click
 
-from sanctum_store import __version__, metrics
+from sanctum_store import __version__, cli_experiments, metrics
+from sanctum_store.cli_options import db_option, fail
 from sanctum_store.db import as_found, check_location, resolve_url
 from sanctum_store.errors import SanctumError
 from sanctum_store.status import IMPORTED, STATUSES
 
-DB_HELP = "Archive: a file path or SQLAlchemy URL (else $SANCTUM_DB, else ./sanctum.db)."
 #: The longest time limit ``sql`` takes: longer questions are exports (``export``).
 MAX_TIMEOUT_S = 3600.0
-
-
-def db_option(f):
-    """The one ``--db`` convention every command shares."""
-    return click.option("--db", "db", metavar="PATH_OR_URL", default=None, help=DB_HELP)(f)
 
 
 class _Commands(click.Group):
@@ -77,6 +72,10 @@ def main() -> None:
     """
 
 
+main.add_command(cli_experiments.verdict_command)
+main.add_command(cli_experiments.report_command)
+
+
 @main.command("where")
 @db_option
 def where(db: str | None) -> None:
@@ -87,11 +86,6 @@ def where(db: str | None) -> None:
         SANCTUM_DB=runs.db sanctum-store where
     """
     click.echo(resolve_url(db))
-
-
-def fail(message: str) -> None:
-    """Exit non-zero with the reason on stderr."""
-    raise click.ClickException(message)
 
 
 @main.group("db")
@@ -324,49 +318,6 @@ def import_command(
         click.echo(f"run {rid}: left running (a live writer is recording it)")
     if report.skipped:
         fail(f"{len(report.skipped)} of {report.read} snapshots in {file} were refused")
-
-
-@main.command("verdict")
-@click.option("--by", required=True, metavar="ATTRIBUTE", help="Cohorts by this run attribute.")
-@click.option("--baseline", required=True, help="The cohort every other is compared with.")
-@click.option("--metric", required=True, type=click.Choice(tuple(metrics.OUTCOMES)))
-@click.option("--task", default=None, help="Only the runs of this task.")
-@click.option("--last-k", type=click.IntRange(min=1), help="The episode outcome, last K batches.")
-@click.option("--pair-by", type=click.Choice(["auto", "seed", "none"]), default="auto")
-@click.option("--min-effect", type=float, default=0.0, show_default=True, help="δ.")
-@click.option("--min-runs", type=click.IntRange(min=2), default=5, show_default=True)
-@click.option(
-    "--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95
-)
-@click.option("--include-confounded", is_flag=True, help="Keep confounded runs (then BLOCKED).")
-@click.option("--n-boot", type=click.IntRange(min=100), default=10_000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@db_option
-def verdict_command(db, task, fmt, include_confounded, **settings) -> None:
-    """Should we keep this change? Decide per cohort by preregistered rules.
-
-    Runs are the unit; intervals are stratified-bootstrap; confounded runs are excluded and
-    listed. CONTINUE: the improvement's CI is entirely above --min-effect; STOP: entirely
-    below; REVISE: it straddles it; BLOCKED: too few clean runs or pairs, or confounded runs
-    included. JSON holds the same tables as the API, as records.
-
-    \b
-    Example:
-        sanctum-store verdict --by reward_mode --baseline shaped --metric final_accuracy
-    """
-    from sanctum_store import experiments
-    from sanctum_store.archive import Archive
-
-    filters = {"task": task} if task else {}
-    with Archive(resolve_url(db), create=False) as archive:
-        try:
-            result = experiments.evaluate(
-                archive, filters=filters, exclude_confounded=not include_confounded, **settings
-            )
-        except ValueError as e:
-            fail(str(e))
-    click.echo(result.to_json() if fmt == "json" else result.text())
 
 
 @main.command("demo")

@@ -90,6 +90,7 @@ ROLE_KINDS = {
     "series": "histories: windows over append-only points",
     "window": "the event log: a window over the run's events",
     "derived": "what the writer derives from the snapshots (seed lives)",
+    "experiment": "an experiment saved by name, every version of its definition kept",
 }
 
 
@@ -621,6 +622,36 @@ class SeedBatch(Base):
     run_pk: Mapped[int] = _run_key()
     batch: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
     snapshots: Mapped[int] = mapped_column(sa.Integer)
+
+
+class Experiment(Base):
+    """An experiment saved by name (:mod:`sanctum_store.experiments`); its definitions, each
+    version kept, are in ``experiment_versions``: the newest is the one evaluated. Never
+    touched by the training writer's path."""
+
+    __tablename__ = "experiments"
+    __role__ = Role("experiment")
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(sa.Text, nullable=False, unique=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
+
+
+class ExperimentVersion(Base):
+    """One version of an experiment's definition (``experiments.evaluate``'s settings,
+    thresholds included), saved when it changed."""
+
+    __tablename__ = "experiment_versions"
+    __role__ = Role("experiment")
+    __table_args__ = (sa.UniqueConstraint("experiment_id", "version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False
+    )
+    version: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    saved_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False)
+    definition: Mapped[Any] = mapped_column(TaggedJSON, nullable=False)
 
 
 #: Every table by name.
