@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Mapping
@@ -337,10 +338,7 @@ def evaluate_frame(
     other["decision"] = other_decisions["decision"].to_numpy()
     out = runs[~runs["run_id"].isin(kept["run_id"])]
     n_excluded = out.groupby("cohort").size()
-    cohorts = [
-        _describe(kept[kept["cohort"] == label], label, int(n_excluded.get(label, 0)), study)
-        for label in labels
-    ]
+    cohorts, profiles = _cohort_tables(kept, n_excluded, study)
     excluded = [
         (r.run_id, r.cohort, "; ".join(_run_reasons(r, reasons)))
         for r in out.itertuples(index=False)
@@ -348,10 +346,10 @@ def evaluate_frame(
     curve_study = dataclasses.replace(study, n_boot=min(n_boot, CURVE_BOOT))
     return Evaluation(
         decisions=decisions,
-        cohorts=pd.DataFrame(cohorts, columns=list(COHORT_COLUMNS)),
+        cohorts=cohorts,
         comparisons=comparisons,
         excluded=pd.DataFrame(excluded, columns=list(EXCLUDED_COLUMNS)),
-        profiles=_profiles(kept, study),
+        profiles=profiles,
         curves=_curves(kept, episodes, curve_study),
         sensitivity=other,
         runs=_runs_table(runs, kept, study),
@@ -360,6 +358,24 @@ def evaluate_frame(
             "thresholds": thresholds,
             "exclude_confounded": exclude_confounded,
         },
+    )
+
+
+def _cohort_tables(kept: pd.DataFrame, n_excluded: pd.Series, study: _Study) -> tuple:
+    """The cohorts' table and their performance profiles over one τ grid spanning every
+    cohort's outcomes."""
+    values = kept["value"].to_numpy(dtype=float)
+    taus = np.linspace(values.min(), values.max(), PROFILE_POINTS) if values.size else values
+    described = [
+        _describe(kept[kept["cohort"] == label], label, int(n_excluded.get(label, 0)), study, taus)
+        for label in study.labels
+    ]
+    profiles = [profile for _, profile in described if not profile.empty]
+    return (
+        pd.DataFrame([row for row, _ in described], columns=list(COHORT_COLUMNS)),
+        pd.concat(profiles, ignore_index=True)
+        if profiles
+        else pd.DataFrame(columns=list(PROFILE_COLUMNS)),
     )
 
 
@@ -441,21 +457,31 @@ class _Strata:
         self.sorted = pooled[self.order]
         self.n = int(pooled.size)
 
-    def counts(self, size: int, rng: np.random.Generator) -> list[np.ndarray]:
-        """Per stratum, ``(size, n_t)`` counts of each run in ``size`` resamples."""
-        out = []
-        for values in self.values:
-            n_t = values.size
-            draws = rng.integers(0, n_t, size=(size, n_t)) + (np.arange(size) * n_t)[:, None]
-            out.append(np.bincount(draws.ravel(), minlength=size * n_t).reshape(size, n_t))
-        return out
+        # Where each stratum's runs (in its own value order) sit among all of them.
+        position = np.empty(self.n, dtype=np.int64)
+        position[self.order] = np.arange(self.n)
+        bounds = np.cumsum([0, *(v.size for v in self.values)])
+        self.columns = [position[lo:hi] for lo, hi in itertools.pairwise(bounds)]
 
-    def ones(self) -> list[np.ndarray]:
-        return [np.ones((1, v.size), dtype=np.int64) for v in self.values]
+    def counts(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """``(size, n)`` counts of each run (in :attr:`sorted` order) in ``size`` resamples,
+        each stratum's runs drawn from that stratum."""
+        draws = np.concatenate(
+            [
+                columns[rng.integers(0, columns.size, size=(size, columns.size))]
+                for columns in self.columns
+            ],
+            axis=1,
+        )
+        draws += (np.arange(size) * self.n)[:, None]
+        return np.bincount(draws.ravel(), minlength=size * self.n).reshape(size, self.n)
 
-    def pooled(self, counts: list[np.ndarray]) -> np.ndarray:
-        """Counts over :attr:`sorted` (all strata, in value order)."""
-        return np.concatenate(counts, axis=1)[:, self.order]
+    def ones(self) -> np.ndarray:
+        return np.ones((1, self.n), dtype=np.int64)
+
+    def per_stratum(self, counts: np.ndarray) -> list[np.ndarray]:
+        """The counts of each stratum's runs, in the stratum's value order."""
+        return [counts[:, columns] for columns in self.columns]
 
 
 def _stream(root: tuple, *labels: object) -> np.random.Generator:
@@ -469,26 +495,33 @@ def _chunks(n_boot: int, n: int):
         yield min(step, n_boot - start)
 
 
-def _mean(v: np.ndarray, c: np.ndarray) -> np.ndarray:
+def _mean(v: np.ndarray, c: np.ndarray, upto: np.ndarray | None = None) -> np.ndarray:
     return c @ v / c[0].sum()
 
 
-def _iqm(v: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """The 25 %-trimmed mean of each resample (counts ``c`` over sorted ``v``), cutting
-    ``int(0.25 n)`` runs at each end as ``scipy.stats.trim_mean`` does."""
+def _iqm(v: np.ndarray, c: np.ndarray, upto: np.ndarray | None = None) -> np.ndarray:
+    """The 25 %-trimmed mean of each resample (counts ``c`` over sorted ``v``; ``upto``: their
+    running sum), cutting ``int(0.25 n)`` runs at each end as ``scipy.stats.trim_mean`` does."""
     n = int(c[0].sum())
     low = int(0.25 * n)
     high = n - low
-    upto = np.cumsum(c, axis=1)
-    overlap = np.clip(np.minimum(upto, high) - np.maximum(upto - c, low), 0, None)
-    return overlap @ v / (high - low)
+    upto = np.cumsum(c, axis=1) if upto is None else upto
+    overlap = np.minimum(upto, high) - np.maximum(upto - c, low)
+    return np.maximum(overlap, 0, out=overlap) @ v / (high - low)
 
 
-def _median(v: np.ndarray, c: np.ndarray) -> np.ndarray:
+def _median(v: np.ndarray, c: np.ndarray, upto: np.ndarray | None = None) -> np.ndarray:
     n = int(c[0].sum())
-    upto = np.cumsum(c, axis=1)
+    upto = np.cumsum(c, axis=1) if upto is None else upto
     at = [v[np.argmax(upto > p, axis=1)] for p in {(n - 1) // 2, n // 2}]
     return sum(at) / len(at)
+
+
+def _above(upto: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
+    """The fraction of each resample's runs above each τ (``at``: runs <= τ among the sorted
+    values)."""
+    below = np.where(at > 0, upto[:, np.maximum(at - 1, 0)], 0)
+    return 1 - below / n
 
 
 _STATISTICS = {"mean": _mean, "median": _median, "iqm": _iqm}
@@ -503,18 +536,27 @@ def _interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _describe(runs, label, n_excluded, study: _Study) -> dict:
+def _describe(
+    runs, label, n_excluded, study: _Study, taus: np.ndarray
+) -> tuple[dict, pd.DataFrame]:
+    """A cohort's row of :data:`COHORT_COLUMNS` and its performance profile over ``taus``
+    (:data:`PROFILE_COLUMNS`), from the same resamples."""
     s = _Strata(runs)
     row = {"cohort": label, "n": s.n, "n_excluded": n_excluded}
     if s.n == 0:
-        return row | {c: math.nan for c in COHORT_COLUMNS[3:]}
-    boots: dict[str, list] = {name: [] for name in _STATISTICS}
+        return row | {c: math.nan for c in COHORT_COLUMNS[3:]}, pd.DataFrame(
+            columns=list(PROFILE_COLUMNS)
+        )
+    at = np.searchsorted(s.sorted, taus, "right")
+    boots: dict[str, list] = {name: [] for name in (*_STATISTICS, "profile")}
     rng = _stream(study.root, "cohort", label)
     for size in _chunks(study.n_boot, s.n) if s.n > 1 else ():
-        counts = s.pooled(s.counts(size, rng))
+        counts = s.counts(size, rng)
+        upto = np.cumsum(counts, axis=1)
         for name, statistic in _STATISTICS.items():
-            boots[name].append(statistic(s.sorted, counts))
-    ones = s.pooled(s.ones())
+            boots[name].append(statistic(s.sorted, counts, upto))
+        boots["profile"].append(_above(upto, at, s.n))
+    ones = s.ones()
     for name, statistic in _STATISTICS.items():
         row[name] = float(statistic(s.sorted, ones)[0])
         low, high = (
@@ -523,17 +565,27 @@ def _describe(runs, label, n_excluded, study: _Study) -> dict:
             else (math.nan, math.nan)
         )
         row[f"{name}_ci_low"], row[f"{name}_ci_high"] = low, high
-    return row
+    profile = pd.DataFrame(
+        {"cohort": label, "tau": taus, "fraction": _above(np.cumsum(ones, axis=1), at, s.n)[0]}
+    )
+    if boots["profile"]:
+        alpha = 1 - study.thresholds.confidence
+        bands = np.quantile(np.concatenate(boots["profile"]), [alpha / 2, 1 - alpha / 2], axis=0)
+        profile["ci_low"], profile["ci_high"] = bands
+    else:
+        profile["ci_low"] = profile["ci_high"] = math.nan
+    return row, profile
 
 
 # --------------------------------------------------------------------------- comparisons
 
 
-def _p_improvement(x: _Strata, y: _Strata, cx: list, cy: list) -> np.ndarray:
+def _p_improvement(x: _Strata, y: _Strata, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
     """P(X > Y) per resample: within each stratum U / (n·m) from counts, ties half;
     averaged over the strata both cohorts hold (both built over the same strata)."""
     per_stratum = []
-    for xv, yv, cxs, cys in zip(x.values, y.values, cx, cy, strict=True):
+    strata = zip(x.values, y.values, x.per_stratum(cx), y.per_stratum(cy), strict=True)
+    for xv, yv, cxs, cys in strata:
         upto = np.concatenate([np.zeros((cxs.shape[0], 1)), np.cumsum(cxs, axis=1)], axis=1)
         below = upto[:, np.searchsorted(xv, yv, "left")]
         at_or_below = upto[:, np.searchsorted(xv, yv, "right")]
@@ -568,7 +620,7 @@ def _compare(cohort, base, label, study: _Study) -> dict:
     if x.n == 0 or y.n == 0:
         row["test"] = "none"
         return row
-    ones_x, ones_y = x.pooled(x.ones()), y.pooled(y.ones())
+    ones_x, ones_y = x.ones(), y.ones()
     row["diff_iqm"] = float(_iqm(x.sorted, ones_x)[0] - _iqm(y.sorted, ones_y)[0])
     row["p_improvement"] = float(_p_improvement(x, y, x.ones(), y.ones())[0])
     boots: dict[str, list] = {"iqm": [], "mean": [], "p": []}
@@ -576,9 +628,8 @@ def _compare(cohort, base, label, study: _Study) -> dict:
     if x.n > 1 and y.n > 1:
         for size in _chunks(n_boot, x.n + y.n):
             cx, cy = x.counts(size, rng), y.counts(size, rng)
-            px, py = x.pooled(cx), y.pooled(cy)
-            boots["iqm"].append(_iqm(x.sorted, px) - _iqm(y.sorted, py))
-            boots["mean"].append(_mean(x.sorted, px) - _mean(y.sorted, py))
+            boots["iqm"].append(_iqm(x.sorted, cx) - _iqm(y.sorted, cy))
+            boots["mean"].append(_mean(x.sorted, cx) - _mean(y.sorted, cy))
             boots["p"].append(_p_improvement(x, y, cx, cy))
     for name, column in (("iqm", "diff_iqm"), ("p", "p_improvement")):
         if boots[name]:
@@ -607,10 +658,7 @@ def _paired(pairs: pd.DataFrame, thresholds: Thresholds, n_boot: int, rng) -> di
     out["diff_mean"] = float(d.mean())
     strata = _Strata(pairs.assign(value=d))
     if d.size > 1:
-        boots = [
-            _mean(strata.sorted, strata.pooled(strata.counts(size, rng)))
-            for size in _chunks(n_boot, d.size)
-        ]
+        boots = [_mean(strata.sorted, strata.counts(size, rng)) for size in _chunks(n_boot, d.size)]
         out["diff_mean_ci_low"], out["diff_mean_ci_high"] = _interval(
             np.concatenate(boots), thresholds.confidence
         )
@@ -709,49 +757,6 @@ def _effect(row: dict, direction: str) -> tuple[float, float, float, str]:
 # --------------------------------------------------------------------------- charts
 
 
-def _profiles(kept: pd.DataFrame, study: _Study) -> pd.DataFrame:
-    """Per cohort, the fraction of runs whose outcome exceeds τ over a τ grid spanning every
-    cohort's outcomes, with its stratified-bootstrap band."""
-    values = kept["value"].to_numpy(dtype=float)
-    if values.size == 0:
-        return pd.DataFrame(columns=list(PROFILE_COLUMNS))
-    taus = np.linspace(values.min(), values.max(), PROFILE_POINTS)
-    frames = []
-    for label in study.labels:
-        s = _Strata(kept[kept["cohort"] == label])
-        if s.n == 0:
-            continue
-        at = np.searchsorted(s.sorted, taus, "right")  # runs <= tau
-
-        def above(counts, at=at, n=s.n):
-            upto = np.concatenate(
-                [np.zeros((counts.shape[0], 1)), np.cumsum(counts, axis=1)], axis=1
-            )
-            return 1 - upto[:, at] / n
-
-        rng = _stream(study.root, "profile", label)
-        boots = [above(s.pooled(s.counts(size, rng))) for size in _chunks(study.n_boot, s.n)]
-        stacked = np.concatenate(boots)
-        alpha = 1 - study.thresholds.confidence
-        low, high = np.quantile(stacked, [alpha / 2, 1 - alpha / 2], axis=0)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "cohort": label,
-                    "tau": taus,
-                    "fraction": above(s.pooled(s.ones()))[0],
-                    "ci_low": low,
-                    "ci_high": high,
-                }
-            )
-        )
-    return (
-        pd.concat(frames, ignore_index=True)
-        if frames
-        else pd.DataFrame(columns=list(PROFILE_COLUMNS))
-    )
-
-
 def _curves(kept: pd.DataFrame, episodes: pd.DataFrame | None, study: _Study) -> pd.DataFrame:
     """Sample efficiency: per cohort and batch, the IQM over runs of each run's end-of-episode
     outcome in that batch (mean over its envs), with its stratified-bootstrap band."""
@@ -764,7 +769,7 @@ def _curves(kept: pd.DataFrame, episodes: pd.DataFrame | None, study: _Study) ->
         s = _Strata(runs)
         rng = _stream(study.root, "curve", label, int(batch))
         boots = (
-            [_iqm(s.sorted, s.pooled(s.counts(size, rng))) for size in _chunks(study.n_boot, s.n)]
+            [_iqm(s.sorted, s.counts(size, rng)) for size in _chunks(study.n_boot, s.n)]
             if s.n > 1
             else []
         )
@@ -773,9 +778,7 @@ def _curves(kept: pd.DataFrame, episodes: pd.DataFrame | None, study: _Study) ->
             if boots
             else (math.nan, math.nan)
         )
-        rows.append(
-            (label, int(batch), s.n, float(_iqm(s.sorted, s.pooled(s.ones()))[0]), low, high)
-        )
+        rows.append((label, int(batch), s.n, float(_iqm(s.sorted, s.ones())[0]), low, high))
     out = pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
     order = {label: i for i, label in enumerate(study.labels)}
     return out.sort_values(

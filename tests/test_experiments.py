@@ -49,7 +49,7 @@ def test_each_statistic_from_resample_counts_equals_it_computed_on_the_resample(
     rng = np.random.default_rng(n)
     values = np.round(rng.normal(70, 5, size=n), 1)  # rounded: ties occur
     s = _Strata(pd.DataFrame({"stratum": "all", "value": values}))
-    counts = s.pooled(s.counts(50, rng))
+    counts = s.counts(50, rng)
     for row in counts:
         resample = np.repeat(s.sorted, row)
         assert resample.size == n
@@ -57,6 +57,18 @@ def test_each_statistic_from_resample_counts_equals_it_computed_on_the_resample(
         assert _iqm(s.sorted, c)[0] == pytest.approx(sps.trim_mean(resample, 0.25), abs=1e-9)
         assert _median(s.sorted, c)[0] == pytest.approx(np.median(resample), abs=1e-9)
         assert _mean(s.sorted, c)[0] == pytest.approx(resample.mean(), abs=1e-9)
+
+
+def test_each_resample_draws_every_stratum_as_many_runs_as_it_has():
+    values = [5.0, 1.0, 3.0, 2.0, 9.0, 4.0, 7.0]
+    strata = ["a", "b", "a", "b", "b", "a", "a"]
+    s = _Strata(pd.DataFrame({"stratum": strata, "value": values}))
+    counts = s.counts(200, np.random.default_rng(0))
+    a, b = s.per_stratum(counts)
+    assert (a.sum(axis=1) == 4).all() and (b.sum(axis=1) == 3).all()
+    assert (counts.sum(axis=0) > 0).all()  # every run is drawn in some resample
+    assert s.sorted.tolist() == sorted(values)
+    assert [s.sorted[c].tolist() for c in s.columns] == [[3.0, 4.0, 5.0, 7.0], [1.0, 2.0, 9.0]]
 
 
 def test_probability_of_improvement_is_mann_whitney_u_over_n_m_averaged_over_strata():
