@@ -36,8 +36,6 @@ al. 2019), and esper's own plans ask for it:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import itertools
 import json
 import math
 from collections.abc import Mapping
@@ -48,6 +46,20 @@ import pandas as pd
 from scipy import stats as sps
 
 from sanctum_store import metrics, queries
+from sanctum_store.bootstrap import (
+    CHUNK_ELEMENTS,
+    CHUNK_ROWS,
+    STATISTICS,
+    Strata,
+    above,
+    chunks,
+    interval,
+    iqm,
+    mean,
+    p_improvement,
+    sort_key,
+    stream,
+)
 from sanctum_store.stats import holm
 
 DECISIONS = ("CONTINUE", "STOP", "REVISE", "BLOCKED")
@@ -56,8 +68,6 @@ POWER = 0.8
 PROFILE_POINTS = 51
 #: Resamples per batch for a sample-efficiency curve's band (at most ``n_boot``).
 CURVE_BOOT = 1_000
-# Bound on one bootstrap chunk's count matrix (elements).
-_CHUNK_ELEMENTS = 2_000_000
 
 COHORT_COLUMNS = (
     "cohort",
@@ -313,7 +323,7 @@ def evaluate_frame(
     reasons = _reasons(runs, confounders)
     confounded_ids = {run_id for run_id, why in reasons.items() if why}
     unusable = runs["cohort"].isna() | ~np.isfinite(runs["value"].astype(float))
-    labels = sorted(runs.loc[runs["cohort"].notna(), "cohort"].unique(), key=_sort_key)
+    labels = sorted(runs.loc[runs["cohort"].notna(), "cohort"].unique(), key=sort_key)
     if baseline not in labels:  # from a command line: the label that reads the same
         baseline = next((label for label in labels if str(label) == str(baseline)), baseline)
     if baseline not in labels:
@@ -325,8 +335,10 @@ def evaluate_frame(
     usable = runs[~unusable]
     clean = usable[~usable["run_id"].isin(confounded_ids)]
     kept = clean if exclude_confounded else usable
+    taus = _taus(kept)
+    boots = _resampled(kept, study, taus)
     comparisons, decisions = _comparisons(
-        study, kept, set() if exclude_confounded else confounded_ids
+        study, kept, set() if exclude_confounded else confounded_ids, boots
     )
     if len(clean) < len(usable):
         other_kept = usable if exclude_confounded else clean
@@ -338,7 +350,7 @@ def evaluate_frame(
     other["decision"] = other_decisions["decision"].to_numpy()
     out = runs[~runs["run_id"].isin(kept["run_id"])]
     n_excluded = out.groupby("cohort").size()
-    cohorts, profiles = _cohort_tables(kept, n_excluded, study)
+    cohorts, profiles = _cohort_tables(boots, n_excluded, study, taus)
     excluded = [
         (r.run_id, r.cohort, "; ".join(_run_reasons(r, reasons)))
         for r in out.itertuples(index=False)
@@ -361,13 +373,10 @@ def evaluate_frame(
     )
 
 
-def _cohort_tables(kept: pd.DataFrame, n_excluded: pd.Series, study: _Study) -> tuple:
-    """The cohorts' table and their performance profiles over one τ grid spanning every
-    cohort's outcomes."""
-    values = kept["value"].to_numpy(dtype=float)
-    taus = np.linspace(values.min(), values.max(), PROFILE_POINTS) if values.size else values
+def _cohort_tables(boots: dict, n_excluded: pd.Series, study: _Study, taus) -> tuple:
+    """The cohorts' table and their performance profiles."""
     described = [
-        _describe(kept[kept["cohort"] == label], label, int(n_excluded.get(label, 0)), study, taus)
+        _describe(boots[label], label, int(n_excluded.get(label, 0)), study, taus)
         for label in study.labels
     ]
     profiles = [profile for _, profile in described if not profile.empty]
@@ -377,6 +386,12 @@ def _cohort_tables(kept: pd.DataFrame, n_excluded: pd.Series, study: _Study) -> 
         if profiles
         else pd.DataFrame(columns=list(PROFILE_COLUMNS)),
     )
+
+
+def _taus(kept: pd.DataFrame) -> np.ndarray:
+    """The performance profiles' τ grid: spanning every cohort's outcomes."""
+    values = kept["value"].to_numpy(dtype=float)
+    return np.linspace(values.min(), values.max(), PROFILE_POINTS) if values.size else values
 
 
 def _runs_table(runs: pd.DataFrame, kept: pd.DataFrame, study: _Study) -> pd.DataFrame:
@@ -402,16 +417,18 @@ class _Study:
     root: tuple  # the bootstrap streams' seed
 
 
-def _comparisons(study: _Study, kept: pd.DataFrame, confounded: set) -> tuple:
+def _comparisons(study: _Study, kept: pd.DataFrame, confounded: set, boots=None) -> tuple:
     """Each cohort against the baseline over the runs ``kept`` (``confounded``: those of them
-    the ledger names): the comparison table, Holm-adjusted, and the decisions."""
+    the ledger names; ``boots``: their :func:`_resampled`): the comparison table,
+    Holm-adjusted, and the decisions."""
+    boots = boots or _resampled(kept, study, _taus(kept))
     rows, decisions = [], []
     base = kept[kept["cohort"] == study.baseline]
     for label in study.labels:
         if label == study.baseline:
             continue
         cohort = kept[kept["cohort"] == label]
-        row = _compare(cohort, base, label, study)
+        row = _compare(cohort, base, label, study, boots)
         included = int(pd.concat([cohort["run_id"], base["run_id"]]).isin(confounded).sum())
         decisions.append(_decide(row, cohort, base, study, included))
         rows.append(row)
@@ -437,161 +454,76 @@ def _run_reasons(run, reasons: dict[str, list[str]]) -> list[str]:
     return out + reasons.get(run.run_id, [])
 
 
-def _sort_key(label: object) -> tuple:
-    return (0, label, "") if isinstance(label, (int, float)) else (1, 0, str(label))
-
-
 # --------------------------------------------------------------------------- bootstrap
 
 
-class _Strata:
-    """One cohort's finite outcomes, grouped by stratum, with a stratified bootstrap."""
-
-    def __init__(self, runs: pd.DataFrame, strata: list | None = None):
-        groups = dict(iter(runs.groupby("stratum", sort=True, dropna=False)["value"]))
-        keys = sorted(groups, key=_sort_key) if strata is None else strata
-        self.values = [np.sort(groups[k].to_numpy(dtype=float)) for k in keys if k in groups]
-        self.keys = [k for k in keys if k in groups]
-        pooled = np.concatenate(self.values) if self.values else np.empty(0)
-        self.order = np.argsort(pooled, kind="stable")
-        self.sorted = pooled[self.order]
-        self.n = int(pooled.size)
-
-        # Where each stratum's runs (in its own value order) sit among all of them.
-        position = np.empty(self.n, dtype=np.int64)
-        position[self.order] = np.arange(self.n)
-        bounds = np.cumsum([0, *(v.size for v in self.values)])
-        self.columns = [position[lo:hi] for lo, hi in itertools.pairwise(bounds)]
-
-    def counts(self, size: int, rng: np.random.Generator) -> np.ndarray:
-        """``(size, n)`` counts of each run (in :attr:`sorted` order) in ``size`` resamples,
-        each stratum's runs drawn from that stratum."""
-        draws = np.concatenate(
-            [
-                columns[rng.integers(0, columns.size, size=(size, columns.size))]
-                for columns in self.columns
-            ],
-            axis=1,
-        )
-        draws += (np.arange(size) * self.n)[:, None]
-        return np.bincount(draws.ravel(), minlength=size * self.n).reshape(size, self.n)
-
-    def ones(self) -> np.ndarray:
-        return np.ones((1, self.n), dtype=np.int64)
-
-    def per_stratum(self, counts: np.ndarray) -> list[np.ndarray]:
-        """The counts of each stratum's runs, in the stratum's value order."""
-        return [counts[:, columns] for columns in self.columns]
+def _resampled(kept: pd.DataFrame, study: _Study, taus: np.ndarray) -> dict[object, dict]:
+    """Every cohort's stratified bootstrap, drawn once from the cohort's own stream and shared
+    by its estimates and its comparison: per cohort its ``strata`` and, per resample, its
+    statistics (mean, median, iqm), its profile over ``taus`` and, when it holds the
+    baseline's strata, ``p``: P(cohort > baseline)."""
+    names = (*STATISTICS, "profile", "p")
+    out = {}
+    for label in study.labels:
+        strata = Strata(kept[kept["cohort"] == label])
+        out[label] = {"strata": strata, **{name: [] for name in names}}
+    base = out[study.baseline]["strata"]
+    drawn = [label for label, e in out.items() if e["strata"].n > 1]
+    rngs = {label: stream(study.root, "cohort", label) for label in drawn}
+    largest = max((out[label]["strata"].n for label in drawn), default=1)
+    rows = max(1, min(CHUNK_ROWS, CHUNK_ELEMENTS // largest))
+    for start in range(0, study.n_boot if drawn else 0, rows):
+        size = min(rows, study.n_boot - start)
+        counts = {}
+        for label in drawn:
+            e = out[label]
+            s, c = e["strata"], e["strata"].counts(size, rngs[label])
+            upto = np.cumsum(c, axis=1)
+            for name, statistic in STATISTICS.items():
+                e[name].append(statistic(s.sorted, c, upto))
+            e["profile"].append(above(upto, np.searchsorted(s.sorted, taus, "right"), s.n))
+            counts[label] = c
+        for label in drawn if study.baseline in counts else ():
+            x = out[label]["strata"]
+            if label != study.baseline and x.keys == base.keys:
+                out[label]["p"].append(
+                    p_improvement(x, base, counts[label], counts[study.baseline])
+                )
+    for e in out.values():
+        for name in names:
+            e[name] = np.concatenate(e[name]) if e[name] else None
+    return out
 
 
-def _stream(root: tuple, *labels: object) -> np.random.Generator:
-    digest = hashlib.blake2b(repr(labels).encode(), digest_size=8).digest()
-    return np.random.default_rng([*root, int.from_bytes(digest, "little")])
-
-
-def _chunks(n_boot: int, n: int):
-    step = max(1, _CHUNK_ELEMENTS // max(n, 1))
-    for start in range(0, n_boot, step):
-        yield min(step, n_boot - start)
-
-
-def _mean(v: np.ndarray, c: np.ndarray, upto: np.ndarray | None = None) -> np.ndarray:
-    return c @ v / c[0].sum()
-
-
-def _iqm(v: np.ndarray, c: np.ndarray, upto: np.ndarray | None = None) -> np.ndarray:
-    """The 25 %-trimmed mean of each resample (counts ``c`` over sorted ``v``; ``upto``: their
-    running sum), cutting ``int(0.25 n)`` runs at each end as ``scipy.stats.trim_mean`` does."""
-    n = int(c[0].sum())
-    low = int(0.25 * n)
-    high = n - low
-    upto = np.cumsum(c, axis=1) if upto is None else upto
-    overlap = np.minimum(upto, high) - np.maximum(upto - c, low)
-    return np.maximum(overlap, 0, out=overlap) @ v / (high - low)
-
-
-def _median(v: np.ndarray, c: np.ndarray, upto: np.ndarray | None = None) -> np.ndarray:
-    n = int(c[0].sum())
-    upto = np.cumsum(c, axis=1) if upto is None else upto
-    at = [v[np.argmax(upto > p, axis=1)] for p in {(n - 1) // 2, n // 2}]
-    return sum(at) / len(at)
-
-
-def _above(upto: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
-    """The fraction of each resample's runs above each τ (``at``: runs <= τ among the sorted
-    values)."""
-    below = np.where(at > 0, upto[:, np.maximum(at - 1, 0)], 0)
-    return 1 - below / n
-
-
-_STATISTICS = {"mean": _mean, "median": _median, "iqm": _iqm}
-
-
-def _interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
-    samples = samples[np.isfinite(samples)]
-    if samples.size == 0:
-        return math.nan, math.nan
-    alpha = 1 - confidence
-    low, high = np.quantile(samples, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
-
-
-def _describe(
-    runs, label, n_excluded, study: _Study, taus: np.ndarray
-) -> tuple[dict, pd.DataFrame]:
+def _describe(e: dict, label, n_excluded: int, study: _Study, taus: np.ndarray) -> tuple:
     """A cohort's row of :data:`COHORT_COLUMNS` and its performance profile over ``taus``
-    (:data:`PROFILE_COLUMNS`), from the same resamples."""
-    s = _Strata(runs)
+    (:data:`PROFILE_COLUMNS`), from its resamples (:func:`_resampled`)."""
+    s = e["strata"]
     row = {"cohort": label, "n": s.n, "n_excluded": n_excluded}
     if s.n == 0:
-        return row | {c: math.nan for c in COHORT_COLUMNS[3:]}, pd.DataFrame(
-            columns=list(PROFILE_COLUMNS)
-        )
-    at = np.searchsorted(s.sorted, taus, "right")
-    boots: dict[str, list] = {name: [] for name in (*_STATISTICS, "profile")}
-    rng = _stream(study.root, "cohort", label)
-    for size in _chunks(study.n_boot, s.n) if s.n > 1 else ():
-        counts = s.counts(size, rng)
-        upto = np.cumsum(counts, axis=1)
-        for name, statistic in _STATISTICS.items():
-            boots[name].append(statistic(s.sorted, counts, upto))
-        boots["profile"].append(_above(upto, at, s.n))
+        return row | dict.fromkeys(COHORT_COLUMNS[3:], math.nan), pd.DataFrame()
     ones = s.ones()
-    for name, statistic in _STATISTICS.items():
+    for name, statistic in STATISTICS.items():
         row[name] = float(statistic(s.sorted, ones)[0])
         low, high = (
-            _interval(np.concatenate(boots[name]), study.thresholds.confidence)
-            if boots[name]
+            interval(e[name], study.thresholds.confidence)
+            if e[name] is not None
             else (math.nan, math.nan)
         )
         row[f"{name}_ci_low"], row[f"{name}_ci_high"] = low, high
+    at = np.searchsorted(s.sorted, taus, "right")
     profile = pd.DataFrame(
-        {"cohort": label, "tau": taus, "fraction": _above(np.cumsum(ones, axis=1), at, s.n)[0]}
+        {"cohort": label, "tau": taus, "fraction": above(np.cumsum(ones, axis=1), at, s.n)[0]}
     )
-    if boots["profile"]:
+    profile["ci_low"] = profile["ci_high"] = math.nan
+    if e["profile"] is not None:
         alpha = 1 - study.thresholds.confidence
-        bands = np.quantile(np.concatenate(boots["profile"]), [alpha / 2, 1 - alpha / 2], axis=0)
+        bands = np.quantile(e["profile"], [alpha / 2, 1 - alpha / 2], axis=0)
         profile["ci_low"], profile["ci_high"] = bands
-    else:
-        profile["ci_low"] = profile["ci_high"] = math.nan
     return row, profile
 
 
 # --------------------------------------------------------------------------- comparisons
-
-
-def _p_improvement(x: _Strata, y: _Strata, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
-    """P(X > Y) per resample: within each stratum U / (n·m) from counts, ties half;
-    averaged over the strata both cohorts hold (both built over the same strata)."""
-    per_stratum = []
-    strata = zip(x.values, y.values, x.per_stratum(cx), y.per_stratum(cy), strict=True)
-    for xv, yv, cxs, cys in strata:
-        upto = np.concatenate([np.zeros((cxs.shape[0], 1)), np.cumsum(cxs, axis=1)], axis=1)
-        below = upto[:, np.searchsorted(xv, yv, "left")]
-        at_or_below = upto[:, np.searchsorted(xv, yv, "right")]
-        wins = (xv.size - at_or_below) + 0.5 * (at_or_below - below)
-        per_stratum.append((wins * cys).sum(axis=1) / (xv.size * yv.size))
-    return np.mean(per_stratum, axis=0)
 
 
 def _pairs(cohort: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
@@ -605,12 +537,12 @@ def _pairs(cohort: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
     return joined.reset_index()
 
 
-def _compare(cohort, base, label, study: _Study) -> dict:
+def _compare(cohort, base, label, study: _Study, resampled: dict) -> dict:
     baseline, pair_by, thresholds = study.baseline, study.pair_by, study.thresholds
     n_boot, root = study.n_boot, study.root
-    shared = sorted(set(cohort["stratum"]) & set(base["stratum"]), key=_sort_key)
-    x = _Strata(cohort[cohort["stratum"].isin(shared)], shared)
-    y = _Strata(base[base["stratum"].isin(shared)], shared)
+    shared = sorted(set(cohort["stratum"]) & set(base["stratum"]), key=sort_key)
+    x = Strata(cohort[cohort["stratum"].isin(shared)], shared)
+    y = Strata(base[base["stratum"].isin(shared)], shared)
     pairs = _pairs(cohort, base)
     paired = pair_by == "seed" or (pair_by == "auto" and len(pairs) >= thresholds.min_pairs)
     row = dict.fromkeys(COMPARISON_COLUMNS, math.nan)
@@ -621,33 +553,45 @@ def _compare(cohort, base, label, study: _Study) -> dict:
         row["test"] = "none"
         return row
     ones_x, ones_y = x.ones(), y.ones()
-    row["diff_iqm"] = float(_iqm(x.sorted, ones_x)[0] - _iqm(y.sorted, ones_y)[0])
-    row["p_improvement"] = float(_p_improvement(x, y, x.ones(), y.ones())[0])
-    boots: dict[str, list] = {"iqm": [], "mean": [], "p": []}
-    rng = _stream(root, "compare", label, baseline)
-    if x.n > 1 and y.n > 1:
-        for size in _chunks(n_boot, x.n + y.n):
-            cx, cy = x.counts(size, rng), y.counts(size, rng)
-            boots["iqm"].append(_iqm(x.sorted, cx) - _iqm(y.sorted, cy))
-            boots["mean"].append(_mean(x.sorted, cx) - _mean(y.sorted, cy))
-            boots["p"].append(_p_improvement(x, y, cx, cy))
+    row["diff_iqm"] = float(iqm(x.sorted, ones_x)[0] - iqm(y.sorted, ones_y)[0])
+    row["p_improvement"] = float(p_improvement(x, y, x.ones(), y.ones())[0])
+    diffs = _differences(x, y, label, study, resampled)
     for name, column in (("iqm", "diff_iqm"), ("p", "p_improvement")):
-        if boots[name]:
-            row[f"{column}_ci_low"], row[f"{column}_ci_high"] = _interval(
-                np.concatenate(boots[name]), thresholds.confidence
+        if diffs[name] is not None:
+            row[f"{column}_ci_low"], row[f"{column}_ci_high"] = interval(
+                diffs[name], thresholds.confidence
             )
     xs, ys = np.concatenate(x.values), np.concatenate(y.values)
     row["hedges_g"] = _hedges_g(xs, ys)
     if paired:
-        row.update(_paired(pairs, thresholds, n_boot, _stream(root, "pairs", label, baseline)))
+        row.update(_paired(pairs, thresholds, n_boot, stream(root, "pairs", label, baseline)))
     else:
         row["diff_mean"] = float(xs.mean() - ys.mean())
-        if boots["mean"]:
-            row["diff_mean_ci_low"], row["diff_mean_ci_high"] = _interval(
-                np.concatenate(boots["mean"]), thresholds.confidence
+        if diffs["mean"] is not None:
+            row["diff_mean_ci_low"], row["diff_mean_ci_high"] = interval(
+                diffs["mean"], thresholds.confidence
             )
         row.update(_welch(xs, ys, thresholds.confidence))
     return row
+
+
+def _differences(x: Strata, y: Strata, label, study: _Study, resampled: dict) -> dict:
+    """Per resample, cohort minus baseline in IQM and mean, and P(cohort > baseline): from
+    the cohorts' own resamples when the two hold the same strata, else drawn over the strata
+    they share (None where either has fewer than two runs)."""
+    ex, ey = resampled[label], resampled[study.baseline]
+    if x.n < 2 or y.n < 2:
+        return dict.fromkeys(("iqm", "mean", "p"))
+    if ex["strata"].keys == ey["strata"].keys:
+        return {"iqm": ex["iqm"] - ey["iqm"], "mean": ex["mean"] - ey["mean"], "p": ex["p"]}
+    out: dict[str, list] = {"iqm": [], "mean": [], "p": []}
+    rng = stream(study.root, "compare", label, study.baseline)
+    for size in chunks(study.n_boot, x.n + y.n):
+        cx, cy = x.counts(size, rng), y.counts(size, rng)
+        out["iqm"].append(iqm(x.sorted, cx) - iqm(y.sorted, cy))
+        out["mean"].append(mean(x.sorted, cx) - mean(y.sorted, cy))
+        out["p"].append(p_improvement(x, y, cx, cy))
+    return {name: np.concatenate(values) for name, values in out.items()}
 
 
 def _paired(pairs: pd.DataFrame, thresholds: Thresholds, n_boot: int, rng) -> dict:
@@ -656,10 +600,10 @@ def _paired(pairs: pd.DataFrame, thresholds: Thresholds, n_boot: int, rng) -> di
         return out
     d = (pairs["x"] - pairs["y"]).to_numpy(dtype=float)
     out["diff_mean"] = float(d.mean())
-    strata = _Strata(pairs.assign(value=d))
+    strata = Strata(pairs.assign(value=d))
     if d.size > 1:
-        boots = [_mean(strata.sorted, strata.counts(size, rng)) for size in _chunks(n_boot, d.size)]
-        out["diff_mean_ci_low"], out["diff_mean_ci_high"] = _interval(
+        boots = [mean(strata.sorted, strata.counts(size, rng)) for size in chunks(n_boot, d.size)]
+        out["diff_mean_ci_low"], out["diff_mean_ci_high"] = interval(
             np.concatenate(boots), thresholds.confidence
         )
         if np.any(d != 0):
@@ -766,19 +710,19 @@ def _curves(kept: pd.DataFrame, episodes: pd.DataFrame | None, study: _Study) ->
     joined = joined[np.isfinite(joined["value"].astype(float))]
     rows = []
     for (label, batch), runs in joined.groupby(["cohort", "batch"], sort=False):
-        s = _Strata(runs)
-        rng = _stream(study.root, "curve", label, int(batch))
+        s = Strata(runs)
+        rng = stream(study.root, "curve", label, int(batch))
         boots = (
-            [_iqm(s.sorted, s.counts(size, rng)) for size in _chunks(study.n_boot, s.n)]
+            [iqm(s.sorted, s.counts(size, rng)) for size in chunks(study.n_boot, s.n)]
             if s.n > 1
             else []
         )
         low, high = (
-            _interval(np.concatenate(boots), study.thresholds.confidence)
+            interval(np.concatenate(boots), study.thresholds.confidence)
             if boots
             else (math.nan, math.nan)
         )
-        rows.append((label, int(batch), s.n, float(_iqm(s.sorted, s.ones())[0]), low, high))
+        rows.append((label, int(batch), s.n, float(iqm(s.sorted, s.ones())[0]), low, high))
     out = pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
     order = {label: i for i, label in enumerate(study.labels)}
     return out.sort_values(

@@ -16,8 +16,9 @@ from scipy import stats as sps
 
 from sanctum_store import demo, experiments, queries
 from sanctum_store.archive import Archive
+from sanctum_store.bootstrap import Strata, iqm, mean, median
 from sanctum_store.cli import main
-from sanctum_store.experiments import Thresholds, _iqm, _mean, _median, _Strata, evaluate_frame
+from sanctum_store.experiments import Thresholds, evaluate_frame
 from sanctum_store.queries import confounders
 
 
@@ -48,21 +49,21 @@ def test_each_statistic_from_resample_counts_equals_it_computed_on_the_resample(
     statistic of the explicit resample (IQM as scipy's trim_mean, which rliable uses)."""
     rng = np.random.default_rng(n)
     values = np.round(rng.normal(70, 5, size=n), 1)  # rounded: ties occur
-    s = _Strata(pd.DataFrame({"stratum": "all", "value": values}))
+    s = Strata(pd.DataFrame({"stratum": "all", "value": values}))
     counts = s.counts(50, rng)
     for row in counts:
         resample = np.repeat(s.sorted, row)
         assert resample.size == n
         c = row[None, :]
-        assert _iqm(s.sorted, c)[0] == pytest.approx(sps.trim_mean(resample, 0.25), abs=1e-9)
-        assert _median(s.sorted, c)[0] == pytest.approx(np.median(resample), abs=1e-9)
-        assert _mean(s.sorted, c)[0] == pytest.approx(resample.mean(), abs=1e-9)
+        assert iqm(s.sorted, c)[0] == pytest.approx(sps.trim_mean(resample, 0.25), abs=1e-9)
+        assert median(s.sorted, c)[0] == pytest.approx(np.median(resample), abs=1e-9)
+        assert mean(s.sorted, c)[0] == pytest.approx(resample.mean(), abs=1e-9)
 
 
 def test_each_resample_draws_every_stratum_as_many_runs_as_it_has():
     values = [5.0, 1.0, 3.0, 2.0, 9.0, 4.0, 7.0]
     strata = ["a", "b", "a", "b", "b", "a", "a"]
-    s = _Strata(pd.DataFrame({"stratum": strata, "value": values}))
+    s = Strata(pd.DataFrame({"stratum": strata, "value": values}))
     counts = s.counts(200, np.random.default_rng(0))
     a, b = s.per_stratum(counts)
     assert (a.sum(axis=1) == 4).all() and (b.sum(axis=1) == 3).all()
