@@ -31,7 +31,7 @@ from urllib.parse import quote
 import numpy as np
 import sqlalchemy as sa
 
-from sanctum_store import db, migrate, queries, stats, summary
+from sanctum_store import db, experiments, migrate, queries, stats, summary
 from sanctum_store.models import TABLES
 
 MODES = ("shaped", "simplified", "sparse", "escrow")
@@ -481,6 +481,12 @@ def families(engine: sa.Engine, n_runs: int) -> dict[str, tuple[object, float | 
         "leaderboard (top 100)": (lambda: queries.leaderboard(engine), 200),
         "run_outcomes (all runs)": (lambda: queries.run_outcomes(engine), 200),
         "cohort comparison (run_outcomes + compare_cohorts)": (cohort_comparison, 200),
+        "experiment verdict (evaluate: 4 cohorts, 10,000 resamples)": (
+            lambda: experiments.evaluate(
+                engine, by="reward_mode", baseline="shaped", metric="final_accuracy"
+            ),
+            1000,
+        ),
         "long run series, mean (5k snapshots)": (
             lambda: queries.run_series(engine, longest, "host_accuracy"),
             200,
