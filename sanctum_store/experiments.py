@@ -710,6 +710,9 @@ def _curves(kept: pd.DataFrame, episodes: pd.DataFrame | None, study: _Study) ->
     joined = joined[np.isfinite(joined["value"].astype(float))]
     rows = []
     for (label, batch), runs in joined.groupby(["cohort", "batch"], sort=False):
+        if len(runs) == 1:  # one run got this far (a long run's late batches): no band
+            rows.append((label, int(batch), 1, float(runs["value"].iloc[0]), math.nan, math.nan))
+            continue
         s = Strata(runs)
         rng = stream(study.root, "curve", label, int(batch))
         boots = (
