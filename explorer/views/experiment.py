@@ -132,3 +132,6 @@ if result.excluded.empty:
     st.caption("None: no run of these cohorts is confounded or lacks an outcome.")
 else:
     tables.show(result.excluded, key="exp_excluded")
+    other = "included" if not include else "excluded"
+    st.caption(f"With the confounded runs {other} instead (no decision may rest on them):")
+    tables.show(result.sensitivity, key="exp_sensitivity")

@@ -66,6 +66,9 @@ def test_excluded_runs_are_listed_with_their_reasons(monkeypatch, demo_archive):
     assert not expected.excluded.empty  # the demo's crashed run
     shown = table(at, "reasons").reset_index(drop=True)
     pd.testing.assert_frame_equal(shown, expected.excluded, check_dtype=False)
+    other = table(at, "decision").reset_index(drop=True)  # the other way round, beside
+    assert other["n"].tolist() == expected.sensitivity["n"].tolist()
+    assert other["decision"].tolist() == expected.sensitivity["decision"].tolist()
     at.toggle(key="exp_include").set_value(True).run()
     assert all(a.value.startswith("**BLOCKED**") for a in at.info) or not at.info
 
