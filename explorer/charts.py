@@ -197,6 +197,22 @@ def smoothed(df: pd.DataFrame, columns: Sequence[str], *, by: str, weight: float
     return df.assign(**{c: smooth[c] for c in columns})
 
 
+def thinned(df: pd.DataFrame, *, x: str, y: str, by: str, max_points: int = MAX_POINTS):
+    """At most ``max_points`` rows per ``by`` group, chosen to keep each curve's shape
+    (largest-triangle buckets over ``x``, ``y``; the rows keep every other column, bands
+    included): a long run's thousands of batches drawn as a curve the builders take."""
+    from sanctum_store.queries import downsample_indices
+
+    if df.empty or df.groupby(by).size().max() <= max_points:
+        return df
+    parts = []
+    for _, group in df.groupby(by, sort=False):
+        group = group.sort_values(x, kind="stable")
+        keep = downsample_indices(group[x].to_numpy(float), group[y].to_numpy(float), max_points)
+        parts.append(group.iloc[keep])
+    return pd.concat(parts, ignore_index=True)
+
+
 def curves(
     df: pd.DataFrame,
     *,

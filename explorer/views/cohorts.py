@@ -74,6 +74,7 @@ else:
         by="cohort",
         weight=smoothing,
     )
+    curves = charts.thinned(curves, x="batch", y="value", by="cohort")
     what = declared.episode.replace("_", " ")
     st.altair_chart(
         charts.curves(

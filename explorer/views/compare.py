@@ -36,6 +36,7 @@ if kind == "end of episode":
     curves = charts.smoothed(
         curves.rename(columns={"run_id": "run"}), ["value"], by="run", weight=smoothing
     )
+    curves = charts.thinned(curves, x="batch", y="value", by="run")
     what = metric.replace("_", " ")
     chart = charts.curves(
         curves,

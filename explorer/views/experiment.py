@@ -73,7 +73,12 @@ for row in result.decisions.itertuples():
 domain = data.cohort_domain(by)
 what = metric.replace("_", " ")
 left, right = st.columns(2)
-curves = result.curves.assign(cohort=charts.labels(result.curves["cohort"]))
+curves = charts.thinned(
+    result.curves.assign(cohort=charts.labels(result.curves["cohort"])),
+    x="batch",
+    y="iqm",
+    by="cohort",
+)
 if curves.empty:
     left.info("No episode of these runs has been seen to end yet.")
 else:

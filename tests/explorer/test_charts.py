@@ -85,6 +85,10 @@ VIEWS = {
     "run detail, one snapshot": ("views/run_detail.py", _one_snapshot_run),
     "compare": ("views/compare.py", None),
     "leaderboard": ("views/leaderboard.py", None),
+    "experiment": (
+        "views/experiment.py",
+        lambda at: at.number_input(key="exp_min_runs").set_value(2).run(),
+    ),
     "cohorts": ("views/cohorts.py", None),
     "cohorts by group": (
         "views/cohorts.py",
@@ -339,3 +343,28 @@ def test_a_cohort_keeps_its_colour_whichever_cohorts_are_shown():
     ).to_dict()
     scale = spec["layer"][0]["encoding"]["color"]["scale"]
     assert dict(zip(scale["domain"], scale["range"], strict=True))["sparse"] == charts.PALETTE[3]
+
+
+def test_a_long_runs_thousands_of_batches_are_thinned_to_a_curve_the_builders_draw():
+    """A cohort with a 2,500-batch run: at most MAX_POINTS rows per curve, the first and last
+    batches and the peak kept, each kept row whole (its band beside it)."""
+    batches = range(2500)
+    long = pd.DataFrame(
+        {
+            "cohort": "long",
+            "batch": batches,
+            "iqm": [50 + (b % 97) / 10 + (30 if b == 1234 else 0) for b in batches],
+        }
+    ).assign(ci_low=lambda d: d["iqm"] - 1, ci_high=lambda d: d["iqm"] + 1)
+    short = pd.DataFrame({"cohort": "short", "batch": [0, 1], "iqm": [1.0, 2.0]})
+    short = short.assign(ci_low=0.0, ci_high=3.0)
+    thinned = charts.thinned(pd.concat([long, short]), x="batch", y="iqm", by="cohort")
+    kept = thinned[thinned["cohort"] == "long"]
+    assert charts.MAX_POINTS - 10 < len(kept) <= charts.MAX_POINTS
+    assert {0, 1234, 2499} <= set(kept["batch"])
+    assert (kept["ci_high"] - kept["ci_low"] == 2).all()
+    assert len(thinned[thinned["cohort"] == "short"]) == 2
+    with pytest.raises(ValueError, match="downsample"):
+        charts.curves(long, x="batch", y="iqm", color="cohort")
+    spec = charts.curves(thinned, x="batch", y="iqm", color="cohort").to_dict()
+    assert spec["usermeta"]["builder"] == "curves"
