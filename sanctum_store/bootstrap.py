@@ -51,19 +51,19 @@ class Strata:
 
     def counts(self, size: int, rng: np.random.Generator) -> np.ndarray:
         """``(size, n)`` counts of each run (in :attr:`sorted` order) in ``size`` resamples,
-        each stratum's runs drawn from that stratum."""
-        draws = np.concatenate(
-            [
-                columns[rng.integers(0, columns.size, size=(size, columns.size))]
-                for columns in self.columns
-            ],
-            axis=1,
-        )
+        each stratum's runs drawn from that stratum. Floats (exact: whole numbers far below
+        2**53), so that the statistics below are BLAS products."""
+        drawn = [rng.integers(0, c.size, size=(size, c.size)) for c in self.columns]
+        if len(drawn) == 1:  # one stratum: its order is the cohort's
+            draws = drawn[0]
+        else:
+            draws = np.concatenate([c[d] for c, d in zip(self.columns, drawn, strict=True)], axis=1)
         draws += (np.arange(size) * self.n)[:, None]
-        return np.bincount(draws.ravel(), minlength=size * self.n).reshape(size, self.n)
+        counts = np.bincount(draws.ravel(), minlength=size * self.n).reshape(size, self.n)
+        return counts.astype(np.float64)
 
     def ones(self) -> np.ndarray:
-        return np.ones((1, self.n), dtype=np.int64)
+        return np.ones((1, self.n))
 
     def per_stratum(self, counts: np.ndarray) -> list[np.ndarray]:
         """The counts of each stratum's runs, in the stratum's value order."""
@@ -134,5 +134,5 @@ def p_improvement(x: Strata, y: Strata, cx: np.ndarray, cy: np.ndarray) -> np.nd
         below = upto[:, np.searchsorted(xv, yv, "left")]
         at_or_below = upto[:, np.searchsorted(xv, yv, "right")]
         wins = (xv.size - at_or_below) + 0.5 * (at_or_below - below)
-        per_stratum.append((wins * cys).sum(axis=1) / (xv.size * yv.size))
+        per_stratum.append(np.einsum("ij,ij->i", wins, cys) / (xv.size * yv.size))
     return np.mean(per_stratum, axis=0)

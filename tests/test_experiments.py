@@ -52,7 +52,7 @@ def test_each_statistic_from_resample_counts_equals_it_computed_on_the_resample(
     s = Strata(pd.DataFrame({"stratum": "all", "value": values}))
     counts = s.counts(50, rng)
     for row in counts:
-        resample = np.repeat(s.sorted, row)
+        resample = np.repeat(s.sorted, row.astype(int))
         assert resample.size == n
         c = row[None, :]
         assert iqm(s.sorted, c)[0] == pytest.approx(sps.trim_mean(resample, 0.25), abs=1e-9)
