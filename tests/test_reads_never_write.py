@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import FIXTURES, fixture_snapshots
 
-from sanctum_store import Archive, demo, queries
+from sanctum_store import Archive, demo, experiments, queries
 
 EXPLORER = FIXTURES.parent.parent / "explorer"
 sys.path.insert(0, str(EXPLORER))
@@ -80,6 +80,12 @@ def questions(engine) -> dict[str, pd.DataFrame]:
     answers["lifecycle_totals"] = queries.lifecycle_totals(engine, cohort="reward_mode")
     answers["conversion_rates"] = queries.conversion_rates(engine, cohort="reward_mode")
     answers["prune_reasons"] = queries.prune_reasons(engine, cohort="group_id")
+    answers["run_confounders"] = queries.run_confounders(engine)
+    baseline = sorted(answers["run_outcomes"]["reward_mode"].dropna())[0]
+    verdict = experiments.evaluate(
+        engine, by="reward_mode", baseline=baseline, metric="final_accuracy", min_runs=2, n_boot=200
+    )
+    answers.update({f"verdict_{name}": table for name, table in verdict.tables().items()})
     return answers
 
 
