@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,10 +17,12 @@ from scipy import stats as sps
 
 from sanctum_store import demo, experiments, queries
 from sanctum_store.archive import Archive
-from sanctum_store.bootstrap import Strata, iqm, mean, median
+from sanctum_store.bootstrap import Strata, above, iqm, mean, median
 from sanctum_store.cli import main
 from sanctum_store.experiments import Thresholds, evaluate_frame
 from sanctum_store.queries import confounders
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def runs_frame(cohorts: dict[str, list[float]], *, strata=None, pair_keys=None, mode="shaped"):
@@ -86,6 +89,39 @@ def test_probability_of_improvement_is_mann_whitney_u_over_n_m_averaged_over_str
     assert result.comparisons.loc[0, "p_improvement"] == pytest.approx(expected, abs=1e-12)
     low, high = result.comparisons.loc[0, ["p_improvement_ci_low", "p_improvement_ci_high"]]
     assert 0 <= low <= expected <= high <= 1
+
+
+def test_estimates_and_intervals_agree_with_rliables_own():
+    """rliable's IQM, probability of improvement and performance profile of a 3-task study,
+    and their stratified-bootstrap intervals (frozen: tests/fixtures/rliable): the estimates
+    are equal, the intervals' bounds agree within 3 % of their width (Monte Carlo)."""
+    reference = json.loads((FIXTURES / "rliable" / "reference.json").read_text())
+    scores = {label: np.array(reference[label]) for label in ("x", "y")}  # runs x tasks
+    frame = pd.DataFrame(
+        [
+            (f"{label}-{run}-{task}", label, f"task{task}", None, value, "shaped")
+            for label, matrix in scores.items()
+            for (run, task), value in np.ndenumerate(matrix)
+        ],
+        columns=list(experiments.RUN_FRAME_COLUMNS),
+    )
+    result = evaluate_frame(
+        frame, baseline="y", pair_by="none", thresholds=Thresholds(min_runs=2), n_boot=50_000
+    )
+    cohorts = result.cohorts.set_index("cohort")
+    for label in ("x", "y"):
+        assert cohorts.loc[label, "iqm"] == pytest.approx(reference["iqm"][label], abs=1e-12)
+        low, high = reference["iqm_ci"][label]
+        ours = cohorts.loc[label, ["iqm_ci_low", "iqm_ci_high"]].tolist()
+        assert ours == pytest.approx([low, high], abs=0.03 * (high - low))
+    row = result.comparisons.iloc[0]
+    assert row["p_improvement"] == pytest.approx(reference["p"], abs=1e-12)
+    low, high = reference["p_ci"]
+    ours = [row["p_improvement_ci_low"], row["p_improvement_ci_high"]]
+    assert ours == pytest.approx([low, high], abs=0.03 * (high - low))
+    x = Strata(frame[frame["cohort"] == "x"])
+    at = np.searchsorted(x.sorted, reference["taus"], "right")
+    assert above(np.cumsum(x.ones(), axis=1), at, x.n)[0] == pytest.approx(reference["profile"])
 
 
 def test_the_bootstrap_resamples_runs_within_each_stratum():
