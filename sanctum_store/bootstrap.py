@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import numbers
 
 import numpy as np
 import pandas as pd
@@ -26,8 +27,10 @@ CHUNK_ROWS = 200
 
 
 def sort_key(label: object) -> tuple:
-    """Cohort and stratum labels in order: numbers first, by value, then text."""
-    return (0, label, "") if isinstance(label, (int, float)) else (1, 0, str(label))
+    """Cohort and stratum labels in order: numbers (numpy's too) first, by value, then text."""
+    if isinstance(label, numbers.Real) and not isinstance(label, (bool, np.bool_)):
+        return (0, label, "")
+    return (1, 0, str(label))
 
 
 class Strata:

@@ -61,17 +61,19 @@ def verdict_command(db, task, fmt, include_confounded, save_as, experiment, **gi
     )
     if experiment is None and not all(settings[k] for k in ("by", "baseline", "metric")):
         fail("give --by, --baseline and --metric, or --experiment NAME")
+    if experiment and save_as:
+        fail("--save keeps a definition given here, not one saved already (--experiment)")
     with Archive(resolve_url(db), create=False) as archive:
         try:
-            if save_as:
-                version = saved_experiments.save(archive, save_as, **settings)
-                click.echo(f"saved {save_as!r} (version {version})", err=True)
             if experiment:
                 _, result = saved_experiments.evaluate(archive, experiment)
             else:
                 result = experiments.evaluate(archive, **settings)
+            if save_as:  # a definition that evaluates, only
+                version = saved_experiments.save(archive, save_as, **settings)
+                click.echo(f"saved {save_as!r} (version {version})", err=True)
         except (ValueError, LookupError) as e:
-            fail(str(e.args[0]) if isinstance(e, LookupError) else str(e))
+            fail(str(e.args[0]))
     click.echo(result.to_json() if fmt == "json" else result.text())
 
 
@@ -96,7 +98,7 @@ def report_command(name: str, out: Path, db: str | None) -> None:
     with Archive(resolve_url(db), create=False) as archive:
         try:
             saved, result = saved_experiments.evaluate(archive, name)
-        except LookupError as e:
+        except (ValueError, LookupError) as e:
             fail(str(e.args[0]))
     out.write_text(report.render(saved, result), encoding="utf-8")
     click.echo(f"wrote {out}")

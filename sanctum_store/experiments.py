@@ -111,6 +111,8 @@ PROFILE_COLUMNS = ("cohort", "tau", "fraction", "ci_low", "ci_high")
 CURVE_COLUMNS = ("cohort", "batch", "n", "iqm", "ci_low", "ci_high")
 #: What :func:`evaluate_frame` reads, one row per run.
 RUN_FRAME_COLUMNS = ("run_id", "cohort", "stratum", "pair_key", "value", "reward_mode")
+#: The stratum of runs that have no value of the stratifying attribute.
+NO_STRATUM = "(none)"
 RUNS_COLUMNS = ("run_id", "cohort", "stratum", "value", "used", "pair")
 
 
@@ -224,8 +226,9 @@ def evaluate(
     outcome = _check(by, metric, last_k, stratify, pair_by)
     runs = queries.run_outcomes(source, **filters)
     per_batch = queries.run_episode_means(source, outcome.episode, **filters)
-    if stratify == "auto":
-        stratify = "task_name" if runs["task_name"].nunique(dropna=False) > 1 else "none"
+    if stratify == "auto":  # by task, unless the cohorts are tasks
+        several = runs["task_name"].nunique(dropna=False) > 1
+        stratify = "task_name" if several and by != "task_name" else "none"
     return evaluate_frame(
         _run_frame(runs, per_batch, by, metric, last_k, stratify, pair_by),
         baseline=baseline,
@@ -266,6 +269,10 @@ def _check(by: str, metric: str, last_k, stratify: str, pair_by: str) -> metrics
                 f"{name}={value!r} is not a cohort attribute"
                 f" (choose one of {', '.join(queries.COHORT_ATTRIBUTES)})"
             )
+    if stratify == by:
+        raise ValueError(
+            f"stratify={stratify!r} is the cohort attribute: the cohorts would share no stratum"
+        )
     if pair_by not in ("auto", "seed", "none"):
         raise ValueError(f"pair_by must be auto, seed or none, got {pair_by!r}")
     if last_k is not None and last_k < 1:
@@ -320,6 +327,9 @@ def evaluate_frame(
     missing = [c for c in RUN_FRAME_COLUMNS if c not in runs.columns]
     if missing:
         raise ValueError(f"the runs frame lacks the columns {missing}")
+    # Runs without a stratum value form one stratum of their own (NaN would match no other).
+    strata = runs["stratum"].astype(object)
+    runs = runs.assign(stratum=strata.where(strata.notna(), NO_STRATUM))
     reasons = _reasons(runs, confounders)
     confounded_ids = {run_id for run_id, why in reasons.items() if why}
     unusable = runs["cohort"].isna() | ~np.isfinite(runs["value"].astype(float))
@@ -450,7 +460,7 @@ def _run_reasons(run, reasons: dict[str, list[str]]) -> list[str]:
     if pd.isna(run.cohort):
         out.append("no cohort value")
     if not math.isfinite(float(run.value)):
-        out.append("missing outcome")
+        out.append("no finite outcome")
     return out + reasons.get(run.run_id, [])
 
 
@@ -659,7 +669,10 @@ def _decide(row, cohort, base, study: _Study, confounded_included: int) -> tuple
                 "the outcome is reward-based and the cohorts' reward definitions differ"
                 f" ({', '.join(sorted(map(str, modes))) or 'unknown'})"
             )
-    for name, n in ((label, row["n"]), (baseline, row["n_baseline"])):
+    shared = set(cohort["stratum"]) & set(base["stratum"])
+    if len(cohort) and len(base) and not shared:
+        blocked.append(f"{label} and {baseline} share no stratum: nothing to compare within")
+    for name, n in ((label, len(cohort)), (baseline, len(base))):
         if n < thresholds.min_runs:
             blocked.append(
                 f"{name} has {n} clean runs, fewer than min_runs = {thresholds.min_runs}"
@@ -671,16 +684,23 @@ def _decide(row, cohort, base, study: _Study, confounded_included: int) -> tuple
     effect, low, high, what = _effect(row, study.direction)
     if not blocked and not (math.isfinite(low) and math.isfinite(high)):
         blocked.append(f"no interval for the {what}")
+    left_out = [
+        f"{len(runs) - int(runs['stratum'].isin(shared).sum())} runs of {name}"
+        for name, runs in ((label, cohort), (baseline, base))
+        if not runs["stratum"].isin(shared).all()
+    ]
+    note = f" (within the strata both hold: {' and '.join(left_out)} left out)"
+    note = note if left_out and shared else ""
     if blocked:
         return label, "BLOCKED", "; ".join(blocked)
-    level = f"{thresholds.confidence:.0%} CI"
+    level = f"{thresholds.confidence * 100:g}% CI"
     delta = thresholds.min_effect
     stated = f"{what} {effect:+.4g} ({level} {low:+.4g} to {high:+.4g})"
     if low > delta:
-        return label, "CONTINUE", f"{stated} is entirely above δ = {delta:g}"
+        return label, "CONTINUE", f"{stated} is entirely above δ = {delta:g}{note}"
     if high < delta:
-        return label, "STOP", f"{stated} is entirely below δ = {delta:g}"
-    return label, "REVISE", f"{stated} straddles δ = {delta:g}"
+        return label, "STOP", f"{stated} is entirely below δ = {delta:g}{note}"
+    return label, "REVISE", f"{stated} straddles δ = {delta:g}{note}"
 
 
 def _effect(row: dict, direction: str) -> tuple[float, float, float, str]:

@@ -253,7 +253,7 @@ def test_confounded_runs_are_excluded_listed_and_block_the_decision_when_include
     result = evaluate_frame(frame, baseline="base", confounders=ledger, n_boot=1000)
     assert result.decisions.loc[0, "decision"] == "CONTINUE"
     excluded = result.excluded.set_index("run_id")["reasons"].to_dict()
-    assert excluded == {"new-0": "governor rollback; NaN gradients", "base-3": "missing outcome"}
+    assert excluded == {"new-0": "governor rollback; NaN gradients", "base-3": "no finite outcome"}
     counts = result.cohorts.set_index("cohort")[["n", "n_excluded"]]
     assert counts.loc["new"].tolist() == [7, 1] and counts.loc["base"].tolist() == [7, 1]
     # The other way round, kept beside: the rollback is in, and no decision may be stated.
@@ -346,6 +346,7 @@ def confounded_runs(url: str) -> dict[str, str | None]:
                 if i == 1:
                     change(snapshot)
                 archive.save(snapshot, run_id=run_id)
+            archive.finish_run(run_id)  # a running run's outcome is not final: in the ledger
     return {run_id: reason for run_id, (reason, _) in disturb.items()}
 
 
@@ -418,4 +419,43 @@ def test_evaluate_on_the_demo_archive_and_the_verdict_cli_give_the_same_numbers(
             pd.DataFrame(tables[name], columns=list(getattr(result, name).columns)),
             getattr(result, name),
             check_dtype=False,
+        )
+
+
+def test_strata_cohorts_share_or_miss_are_said_and_never_drop_runs_silently():
+    values = {"base": [70.0, 71, 72, 73, 74, 75], "new": [73.0, 74, 75, 76, 77, 78]}
+    # A run without a stratum value is a stratum of its own, not dropped.
+    with_none = runs_frame(
+        values,
+        strata={
+            "base": ["a", "a", "a", None, None, None],
+            "new": ["a", "a", "a", None, None, None],
+        },
+    )
+    result = evaluate_frame(with_none, baseline="base", n_boot=500)
+    assert result.comparisons.loc[0, ["n", "n_baseline"]].tolist() == [6, 6]
+    # Disjoint strata: nothing to compare within, and each cohort's real N.
+    disjoint = runs_frame(values, strata={"base": ["a"] * 6, "new": ["b"] * 6})
+    reason = evaluate_frame(disjoint, baseline="base", n_boot=500).decisions.loc[0, "reason"]
+    assert "share no stratum" in reason and "clean runs" not in reason
+    # A stratum only the cohort holds: compared within the shared one, and the reason says so.
+    partial = runs_frame(
+        {"base": values["base"], "new": values["new"] + [90.0, 91.0]},
+        strata={"base": ["a"] * 6, "new": ["a"] * 6 + ["b", "b"]},
+    )
+    decided = evaluate_frame(partial, baseline="base", n_boot=500).decisions.loc[0]
+    assert decided["decision"] != "BLOCKED"
+    assert decided["reason"].endswith("(within the strata both hold: 2 runs of new left out)")
+
+
+def test_numeric_cohorts_sort_by_value_and_a_cohort_is_never_its_own_stratum():
+    frame = runs_frame({"base": [1.0] * 3, "x": [2.0] * 3, "y": [3.0] * 3})
+    frame["cohort"] = frame["cohort"].map(
+        {"base": np.int64(10), "x": np.int64(3), "y": np.int64(9)}
+    )
+    result = evaluate_frame(frame, baseline="10", thresholds=Thresholds(min_runs=2), n_boot=200)
+    assert result.cohorts["cohort"].tolist() == [3, 9, 10]  # and the baseline, given as text
+    with pytest.raises(ValueError, match="stratify='task_name' is the cohort attribute"):
+        experiments.evaluate(
+            None, by="task_name", baseline="a", metric="final_accuracy", stratify="task_name"
         )

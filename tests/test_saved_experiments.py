@@ -104,3 +104,18 @@ def test_the_report_is_one_self_contained_file_with_its_charts_and_escaped_text(
         assert reason in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # the run id, as typed
     assert "min_runs" in page and "first version" in page
+
+
+def test_a_definition_that_does_not_evaluate_is_not_saved_and_errors_are_one_line(demo_db):
+    bad = ["--by", "reward_mode", "--baseline", "nope", "--metric", "final_accuracy"]
+    refused = CliRunner().invoke(main, ["verdict", *bad, "--save", "ab", "--db", demo_db])
+    assert refused.exit_code != 0 and "baseline 'nope' is not a cohort" in refused.output
+    with Archive(demo_db) as archive:
+        assert saved_experiments.names(archive) == []
+        # Saved when its baseline had runs, since gone: the report says why, in one line.
+        saved_experiments.save(
+            archive, "gone", by="reward_mode", baseline="escrow", metric="final_accuracy"
+        )
+    out = CliRunner().invoke(main, ["report", "gone", "-o", "/dev/null", "--db", demo_db])
+    assert out.exit_code != 0 and "baseline 'escrow' is not a cohort" in out.output
+    assert "Traceback" not in out.output

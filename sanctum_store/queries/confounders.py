@@ -28,8 +28,10 @@ from sanctum_store.status import RunStatus, status_expression
 ANOMALY_EVENTS = ("GRADIENT_ANOMALY", "GOVERNOR_PANIC")
 BENIGN_DETECTED = ("IMPROVEMENT_DETECTED", "PLATEAU_DETECTED")
 ROLLBACK_EVENTS = ("GOVERNOR_ROLLBACK",)
-#: Statuses whose outcome is not a finished run's: the run stopped or its stream ended early.
+#: Statuses whose outcome is not a finished run's: the run is still training (its outcome is
+#: not final yet), stopped, or its stream ended early.
 CONFOUNDING_STATUSES = (
+    RunStatus.RUNNING,
     RunStatus.CRASHED,
     RunStatus.FAILED,
     RunStatus.INCOMPLETE,
@@ -54,7 +56,8 @@ def _reasons(where: list) -> list[sa.Select]:
         )
 
     def latch(column) -> sa.ColumnElement:  # a head's latch set: {"slot": true, ...}
-        return sa.cast(column, sa.Text).like("%true%")
+        text = sa.cast(column, sa.Text)
+        return sa.or_(text.like("%: true,%"), text.like("%: true}%"))
 
     event_type = EVENTS.c.event_type
     anomaly = sa.or_(
@@ -92,7 +95,8 @@ def run_confounders(source, **filters) -> pd.DataFrame:
     """The confounder ledger of the runs matching ``filters`` (the run filters of
     :func:`~sanctum_store.queries.list_runs`): one row per run and reason, ordered by run and
     reason. Columns: ``run_id, reason`` (``governor rollback``, ``NaN gradients``, ``Inf
-    gradients``, ``entropy collapse``, ``anomaly event <TYPE>``, ``status <status>``). A run
+    gradients``, ``entropy collapse``, ``anomaly event <TYPE>``, ``status <status>``: running,
+    crashed, failed, incomplete or stale). A run
     with no row is clean as far as the archive can tell."""
     where = _run_conditions(**filters)
     query = sa.union(*_reasons(where)).subquery("reasons")
