@@ -233,6 +233,31 @@ def experiment(**settings: Any):
     return _experiment(archive_url(), settings)
 
 
+@st.cache_data(ttl=FRESH_FOR, show_spinner=False)
+def _saved_names(url: str) -> list[str]:
+    from sanctum_store import saved_experiments
+
+    return saved_experiments.names(archive(url).engine)
+
+
+def saved_experiment_names() -> list[str]:
+    """The experiments saved in the archive (``sanctum-store verdict --save NAME``)."""
+    return _saved_names(archive_url())
+
+
+@st.cache_data(ttl=FRESH_FOR, show_spinner=False, max_entries=16)
+def _saved_experiment(url: str, name: str):
+    from sanctum_store import saved_experiments
+
+    return saved_experiments.evaluate(archive(url).engine, name)
+
+
+def saved_experiment(name: str):
+    """A saved experiment (its definition and every version) and its evaluation on the runs
+    the archive holds now: what ``sanctum-store verdict --experiment NAME`` prints."""
+    return _saved_experiment(archive_url(), name)
+
+
 def cohort_domain(attribute: str) -> list[str]:
     """Every value ``attribute`` takes across the archive's runs (as text, sorted): the order
     cohorts take the palette's colours in, so a cohort has one colour on every page."""

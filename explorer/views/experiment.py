@@ -19,42 +19,65 @@ st.caption(
     "included). The same numbers as `sanctum-store verdict`."
 )
 DIRECTED = [name for name, o in metrics.OUTCOMES.items() if o.direction != "tradeoff"]
-left, middle, right = st.columns(3)
-by = left.selectbox("Cohorts by", COHORT_ATTRIBUTES, key="exp_by")
-metric = middle.selectbox("Outcome", DIRECTED, key="exp_metric")
-outcomes = data.run_outcomes()
-choices = sorted(set(charts.labels(outcomes[by].dropna())))
-if len(choices) < 2:
-    st.info(f"An experiment needs at least two cohorts; the runs hold {len(choices)} of {by}.")
-    st.stop()
-baseline = right.selectbox("Baseline", choices, key="exp_baseline")
-
-with st.expander("Decision rules (declare before looking)", expanded=False):
-    a, b, c, d = st.columns(4)
-    min_effect = a.number_input("Minimum effect δ", value=0.0, step=0.5, key="exp_min_effect")
-    min_runs = b.number_input("Minimum clean runs", min_value=2, value=5, key="exp_min_runs")
-    pair_by = c.radio("Pair runs by seed", ["auto", "seed", "none"], key="exp_pair_by")
-    last_k = d.number_input(
-        "Last K batches (0: the run outcome)",
-        min_value=0,
-        value=0,
-        key="exp_last_k",
-        help="The outcome per episode, averaged over each run's last K batches.",
+HERE = "(set here)"
+names = data.saved_experiment_names()
+chosen = (
+    st.selectbox(
+        "Experiment",
+        [HERE, *names],
+        key="exp_saved",
+        help="A saved experiment (sanctum-store verdict --save NAME) is decided by the rules it "
+        "was saved with, on the runs the archive holds now.",
     )
-    include = st.toggle(
-        "Include confounded runs", value=False, key="exp_include", help="Then no decision."
-    )
-
-result = data.experiment(
-    by=by,
-    baseline=baseline,
-    metric=metric,
-    last_k=int(last_k) or None,
-    pair_by=pair_by,
-    min_effect=float(min_effect),
-    min_runs=int(min_runs),
-    exclude_confounded=not include,
+    if names
+    else HERE
 )
+if chosen != HERE:
+    saved, result = data.saved_experiment(chosen)
+    definition = saved.definition
+    by, baseline, metric = definition["by"], definition["baseline"], definition["metric"]
+    include = not definition["exclude_confounded"]
+    st.caption(f"Version {saved.version} of the definition; every version, with what it changed:")
+    tables.show(saved.history, key="exp_history")
+    with st.expander("Definition (current version)", expanded=False):
+        st.text("\n".join(f"{key} = {value!r}" for key, value in definition.items()))
+else:
+    left, middle, right = st.columns(3)
+    by = left.selectbox("Cohorts by", COHORT_ATTRIBUTES, key="exp_by")
+    metric = middle.selectbox("Outcome", DIRECTED, key="exp_metric")
+    outcomes = data.run_outcomes()
+    choices = sorted(set(charts.labels(outcomes[by].dropna())))
+    if len(choices) < 2:
+        st.info(f"An experiment needs at least two cohorts; the runs hold {len(choices)} of {by}.")
+        st.stop()
+    baseline = right.selectbox("Baseline", choices, key="exp_baseline")
+
+    with st.expander("Decision rules (declare before looking)", expanded=False):
+        a, b, c, d = st.columns(4)
+        min_effect = a.number_input("Minimum effect δ", value=0.0, step=0.5, key="exp_min_effect")
+        min_runs = b.number_input("Minimum clean runs", min_value=2, value=5, key="exp_min_runs")
+        pair_by = c.radio("Pair runs by seed", ["auto", "seed", "none"], key="exp_pair_by")
+        last_k = d.number_input(
+            "Last K batches (0: the run outcome)",
+            min_value=0,
+            value=0,
+            key="exp_last_k",
+            help="The outcome per episode, averaged over each run's last K batches.",
+        )
+        include = st.toggle(
+            "Include confounded runs", value=False, key="exp_include", help="Then no decision."
+        )
+
+    result = data.experiment(
+        by=by,
+        baseline=baseline,
+        metric=metric,
+        last_k=int(last_k) or None,
+        pair_by=pair_by,
+        min_effect=float(min_effect),
+        min_runs=int(min_runs),
+        exclude_confounded=not include,
+    )
 ALERT = {
     "CONTINUE": (st.success, ":material/check_circle:"),
     "STOP": (st.warning, ":material/do_not_disturb_on:"),

@@ -115,3 +115,36 @@ def test_every_directed_outcome_renders(monkeypatch, demo_archive, metric):
     assert not at.exception, at.exception
     if metric == "mean_reward":  # reward modes differ between reward-mode cohorts
         assert all(a.value.startswith("**BLOCKED**") for a in at.info) and at.info
+
+
+def test_a_saved_experiment_is_decided_by_its_own_rules_and_shows_its_versions(
+    monkeypatch, demo_archive, tmp_path
+):
+    import shutil
+    import sqlite3
+
+    from sanctum_store import saved_experiments
+
+    source = demo_archive.removeprefix("sqlite:///")
+    with sqlite3.connect(source) as conn:  # the whole archive in its main file
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(source, tmp_path / "copy.db")
+    url = f"sqlite:///{tmp_path / 'copy.db'}"
+    rules = {"by": "reward_mode", "baseline": "sparse", "metric": "final_accuracy"}
+    with Archive(url) as archive:
+        saved_experiments.save(archive, "<b>ab</b>", **rules, min_runs=2)
+        saved_experiments.save(archive, "<b>ab</b>", **rules, min_runs=2, min_effect=0.5)
+        _, expected = saved_experiments.evaluate(archive, "<b>ab</b>")
+    at = open_page(monkeypatch, url, PAGE)
+    assert at.selectbox(key="exp_saved").options == ["(set here)", "<b>ab</b>"]
+    at.selectbox(key="exp_saved").select("<b>ab</b>").run()
+    assert not at.exception, at.exception
+    history = table(at, "changed")
+    assert history["changed"].tolist() == ["first version", "min_effect: 0.0 -> 0.5"]
+    shown = [a.value for a in (*at.success, *at.warning, *at.info)]
+    for row in expected.decisions.itertuples():
+        assert f"**{row.decision}**: {literal(row.cohort)} against {literal('sparse')}" in shown
+    assert "min_effect = 0.5" in [t.value for t in at.text][0]  # the current definition
+    pd.testing.assert_frame_equal(
+        table(at, "diff_iqm").reset_index(drop=True), expected.comparisons, check_dtype=False
+    )
