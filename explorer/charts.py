@@ -279,6 +279,16 @@ def sparkline(df: pd.DataFrame, *, x: str = "x", y: str = "value", height: int =
 POINTS_PER_GROUP = 300
 
 
+def _runs_by_group(df: pd.DataFrame, group: str, value: str, domain: Sequence[object] | None):
+    """The runs with a value, labelled by group, at most :data:`POINTS_PER_GROUP` per group (a
+    fixed random sample), and the groups in drawing order (the domain's, else sorted)."""
+    df = df.dropna(subset=[value]).assign(**{group: lambda d: labels(d[group])})
+    df = df.sample(frac=1.0, random_state=0).groupby(group, sort=False).head(POINTS_PER_GROUP)
+    _check_size(df, group)
+    order = [str(v) for v in domain] if domain else sorted(df[group].unique())
+    return df, [v for v in order if v in set(df[group])]
+
+
 def distribution(
     df: pd.DataFrame,
     *,
@@ -292,11 +302,7 @@ def distribution(
 ) -> alt.Chart:
     """Per-run outcomes by group: a box plot with every run drawn as a point over it (at most
     :data:`POINTS_PER_GROUP` per group, a fixed random sample)."""
-    df = df.dropna(subset=[value]).assign(**{group: lambda d: labels(d[group])})
-    df = df.sample(frac=1.0, random_state=0).groupby(group, sort=False).head(POINTS_PER_GROUP)
-    _check_size(df, group)
-    order = [str(v) for v in domain] if domain else sorted(df[group].unique())
-    order = [v for v in order if v in set(df[group])]
+    df, order = _runs_by_group(df, group, value, domain)
     base = alt.Chart(df).encode(
         x=alt.X(f"{group}:N", title=title_for(group, group_title), sort=order),
         color=alt.Color(f"{group}:N", legend=None, scale=color_scale(domain or order)),
@@ -332,11 +338,7 @@ def paired_outcomes(
 ) -> alt.Chart:
     """Per-run outcomes by group, every run a point (at most :data:`POINTS_PER_GROUP` per
     group); the runs of one pair (``pair``: the same seed in every group) joined by a line."""
-    df = df.dropna(subset=[value]).assign(**{group: lambda d: labels(d[group])})
-    df = df.sample(frac=1.0, random_state=0).groupby(group, sort=False).head(POINTS_PER_GROUP)
-    _check_size(df, group)
-    order = [str(v) for v in domain] if domain else sorted(df[group].unique())
-    order = [v for v in order if v in set(df[group])]
+    df, order = _runs_by_group(df, group, value, domain)
     base = alt.Chart(df).encode(
         x=alt.X(f"{group}:N", title=title_for(group, group_title), sort=order),
         y=alt.Y(f"{value}:Q", title=title_for(value, value_title), scale=alt.Scale(zero=False)),
