@@ -12,6 +12,11 @@ from sanctum_store.stats import COMPARE_COLUMNS, LOW_POWER_N
 from sanctum_store.status import RunStatus
 
 st.title("Cohorts (A/B)")
+st.caption(
+    "Explore how cohorts differ, every pair and every outcome. To decide whether to keep a "
+    "change, use Experiment (verdict): confounded runs excluded, runs stratified by task and "
+    "paired by seed, and rules declared before looking."
+)
 left, middle, right = st.columns(3)
 attribute = left.selectbox("Cohorts by", COHORT_ATTRIBUTES, key="cohort_attribute")
 metric = middle.selectbox("Outcome", OUTCOME_METRICS, key="cohort_metric")
