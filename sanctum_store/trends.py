@@ -192,6 +192,9 @@ def make_sparkline(values, width: int = 8) -> str:
     if not finite:
         return " " * width
     low, high = min(finite), max(finite)
+    # A range wider than the largest float (-1e308..1e308) is taken halved; halving a tiny one
+    # (subnormals) would make it 0.
+    scale = 0.5 if math.isinf(high - low) else 1.0
     chars = []
     for v in tail:
         if not math.isfinite(v):
@@ -199,8 +202,7 @@ def make_sparkline(values, width: int = 8) -> str:
         elif high == low:
             chars.append(_SPARK_BLOCKS[len(_SPARK_BLOCKS) // 2 - 1])
         else:
-            # Halved so that ranges wider than the largest float (-1e308..1e308) do not overflow.
-            fraction = (v / 2 - low / 2) / (high / 2 - low / 2)
+            fraction = (v * scale - low * scale) / (high * scale - low * scale)
             index = min(int(fraction * (len(_SPARK_BLOCKS) - 1)), len(_SPARK_BLOCKS) - 1)
             chars.append(_SPARK_BLOCKS[index])
     return pad + "".join(chars)

@@ -144,7 +144,7 @@ def test_a_saved_experiment_is_decided_by_its_own_rules_and_shows_its_versions(
     shown = [a.value for a in (*at.success, *at.warning, *at.info)]
     for row in expected.decisions.itertuples():
         assert f"**{row.decision}**: {literal(row.cohort)} against {literal('sparse')}" in shown
-    assert "min_effect = 0.5" in [t.value for t in at.text][0]  # the current definition
+    assert "min_effect = 0.5" in at.text[0].value  # the current definition
     pd.testing.assert_frame_equal(
         table(at, "diff_iqm").reset_index(drop=True), expected.comparisons, check_dtype=False
     )
