@@ -129,7 +129,7 @@ if not profiles.empty:
             color="cohort",
             band=("ci_low", "ci_high"),
             title="Performance profile: runs above τ",
-            x_title=f"τ ({charts.title_for(metric)})",
+            x_title=f"τ: {charts.title_for(metric)}",
             y_title="fraction of runs above τ",
             color_title=by.replace("_", " "),
             domain=domain,
