@@ -12,8 +12,10 @@ from sanctum_store.cli_options import db_option, fail
 from sanctum_store.db import resolve_url
 
 #: ``verdict``'s options that are an experiment's settings (the rest choose what to do).
-_SETTINGS = ("by", "baseline", "metric", "last_k", "pair_by", "min_effect", "min_runs")
-_SETTINGS += ("confidence", "n_boot", "seed")
+_SETTINGS = (
+    "by", "baseline", "metric", "last_k", "pair_by",
+    "min_effect", "min_runs", "confidence", "n_boot", "seed",
+)  # fmt: skip
 
 
 @click.command("verdict")

@@ -476,7 +476,8 @@ def _resampled(kept: pd.DataFrame, study: _Study, taus: np.ndarray) -> dict[obje
     out = {}
     for label in study.labels:
         strata = Strata(kept[kept["cohort"] == label])
-        out[label] = {"strata": strata, **{name: [] for name in names}}
+        at = np.searchsorted(strata.sorted, taus, "right")  # runs <= each tau
+        out[label] = {"strata": strata, "at": at, **{name: [] for name in names}}
     base = out[study.baseline]["strata"]
     drawn = [label for label, e in out.items() if e["strata"].n > 1]
     rngs = {label: stream(study.root, "cohort", label) for label in drawn}
@@ -491,7 +492,7 @@ def _resampled(kept: pd.DataFrame, study: _Study, taus: np.ndarray) -> dict[obje
             upto = np.cumsum(c, axis=1)
             for name, statistic in STATISTICS.items():
                 e[name].append(statistic(s.sorted, c, upto))
-            e["profile"].append(above(upto, np.searchsorted(s.sorted, taus, "right"), s.n))
+            e["profile"].append(above(upto, e["at"], s.n))
             counts[label] = c
         for label in drawn if study.baseline in counts else ():
             x = out[label]["strata"]
@@ -521,10 +522,8 @@ def _describe(e: dict, label, n_excluded: int, study: _Study, taus: np.ndarray) 
             else (math.nan, math.nan)
         )
         row[f"{name}_ci_low"], row[f"{name}_ci_high"] = low, high
-    at = np.searchsorted(s.sorted, taus, "right")
-    profile = pd.DataFrame(
-        {"cohort": label, "tau": taus, "fraction": above(np.cumsum(ones, axis=1), at, s.n)[0]}
-    )
+    fraction = above(np.cumsum(ones, axis=1), e["at"], s.n)[0]
+    profile = pd.DataFrame({"cohort": label, "tau": taus, "fraction": fraction})
     profile["ci_low"] = profile["ci_high"] = math.nan
     if e["profile"] is not None:
         alpha = 1 - study.thresholds.confidence
