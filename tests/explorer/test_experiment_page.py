@@ -70,7 +70,18 @@ def test_excluded_runs_are_listed_with_their_reasons(monkeypatch, demo_archive):
     assert other["n"].tolist() == expected.sensitivity["n"].tolist()
     assert other["decision"].tolist() == expected.sensitivity["decision"].tolist()
     at.toggle(key="exp_include").set_value(True).run()
-    assert all(a.value.startswith("**BLOCKED**") for a in at.info) or not at.info
+    included = evaluated(
+        demo_archive,
+        by="reward_mode",
+        baseline=baseline,
+        metric="final_accuracy",
+        min_runs=2,
+        exclude_confounded=False,
+    )
+    shown = [a.value for a in (*at.success, *at.warning, *at.info)]
+    for row in included.decisions.itertuples():
+        assert f"**{row.decision}**: {literal(row.cohort)} against {literal(baseline)}" in shown
+    assert "confounded runs are included" in " ".join(included.decisions["reason"])
 
 
 def test_the_charts_show_curves_profiles_and_paired_runs(monkeypatch, demo_archive):
@@ -114,7 +125,9 @@ def test_every_directed_outcome_renders(monkeypatch, demo_archive, metric):
     at.selectbox(key="exp_metric").select(metric).run()
     assert not at.exception, at.exception
     if metric == "mean_reward":  # reward modes differ between reward-mode cohorts
-        assert all(a.value.startswith("**BLOCKED**") for a in at.info) and at.info
+        assert at.info and not at.success and not at.warning
+        assert all(a.value.startswith("**BLOCKED**") for a in at.info)
+        assert all("reward definitions differ" in t.value for t in at.text[: len(at.info)])
 
 
 def test_a_saved_experiment_is_decided_by_its_own_rules_and_shows_its_versions(
